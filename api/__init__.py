@@ -1,0 +1,1 @@
+"""The API function (HTTP): uploads, files and their progress, search, health and metrics."""

@@ -1,0 +1,198 @@
+"""`mindspace`: run the local stack, or talk to a running API (upload, status, search, files)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+STAGE_MARK = {"done": "[green]✓[/]", "running": "[yellow]…[/]", "retrying": "[yellow]↻[/]",
+              "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
+
+
+def client(args) -> httpx.Client:
+    token = args.token or os.environ.get("MINDSPACE_TOKEN") or f"dev:{os.environ.get('MINDSPACE_USER', 'me')}"
+    return httpx.Client(base_url=args.api, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+
+
+def check(resp: httpx.Response) -> dict | list | None:
+    if resp.is_error:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        console.print(f"[red]error {resp.status_code}:[/] {detail}")
+        sys.exit(1)
+    return resp.json() if resp.content else None
+
+
+def stages_line(f: dict) -> str:
+    return "  ".join(f"{STAGE_MARK.get(s['status'], '?')} {name}" for name, s in f["stages"].items())
+
+
+def cmd_run(args) -> None:
+    import logging
+
+    from shared.config import settings
+    from shared.observability import setup_logging
+    from shared.stack import Stack
+
+    setup_logging("stack", "INFO")
+    stack = Stack(settings(), port=args.port)
+    try:
+        stack.start()
+    except Exception as e:
+        logging.getLogger("mindspace.stack").error("the local stack did not start: %s", e)
+        sys.exit(1)
+    console.print(f"\n[bold green]Mindspace is running.[/] API: {stack.api_url}  "
+                  f"(OpenAPI: {stack.api_url}/docs)\nTry: [cyan]mindspace upload notes.md[/] then "
+                  f"[cyan]mindspace search 'what did I write about…'[/]   Ctrl-C stops it.\n")
+    stack.watch()
+
+
+def cmd_serve(args) -> None:
+    """Serve one function: the API with uvicorn, a stage with functions-framework (as in the image)."""
+    from shared.stack import serve_argv
+
+    argv = serve_argv(args.function, args.host, args.port)
+    os.execvp(argv[0], argv)
+
+
+def cmd_broker(args) -> None:
+    from events.broker import main as broker_main
+
+    broker_main(args.rest)
+
+
+def cmd_migrate(args) -> None:
+    from shared import db
+    from shared.config import settings
+
+    url = settings().database_url
+    if not url:
+        console.print("[red]DATABASE_URL is not set[/]")
+        sys.exit(2)
+    applied = db.migrate(url)
+    console.print(f"applied {', '.join(applied)}" if applied else "the database is up to date")
+
+
+def cmd_upload(args) -> None:
+    with client(args) as c, Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                     TextColumn("{task.fields[stages]}"), TimeElapsedColumn(),
+                                     console=console) as bar:
+        tasks = {}
+        for path in map(Path, args.files):
+            task = bar.add_task(path.name, total=None, stages="uploading")
+            with path.open("rb") as fh:
+                resp = c.post("/v1/files", files={"file": (path.name, fh)})
+            if resp.is_error:
+                bar.update(task, total=1, completed=1, stages=f"[red]{resp.status_code}: "
+                           f"{resp.json().get('detail', resp.text) if resp.content else ''}[/]")
+                continue
+            f = resp.json()
+            tasks[f["id"]] = task
+            bar.update(task, description=f"{path.name} [dim]{f['id'][:8]}[/]")
+        deadline = time.monotonic() + args.timeout
+        while tasks and args.wait and time.monotonic() < deadline:
+            for fid, task in list(tasks.items()):
+                f = check(c.get(f"/v1/files/{fid}"))
+                done = sum(s["status"] == "done" for s in f["stages"].values())
+                finished = f["status"] != "processing"
+                total = len(f["stages"]) + (0 if finished else 1)
+                label = stages_line(f) + ("" if f["status"] in ("processing", "ready") else
+                                          f"  [red]{f['status']}: {f['status_reason']}[/]")
+                bar.update(task, total=total, completed=total if finished else done, stages=label)
+                if finished:
+                    del tasks[fid]
+            time.sleep(0.5)
+
+
+def cmd_status(args) -> None:
+    with client(args) as c:
+        f = check(c.get(f"/v1/files/{args.id}"))
+    console.print(f"[bold]{f['filename']}[/] {f['id']}  {f['media_type']} ({f['category']}), "
+                  f"{f['size']} bytes  status: [bold]{f['status']}[/] {f['status_reason'] or ''}")
+    table = Table("stage", "status", "attempts", "detail", "error")
+    for name, s in f["stages"].items():
+        detail = ", ".join(f"{k}={v}" for k, v in s["detail"].items())
+        table.add_row(name, f"{STAGE_MARK.get(s['status'], '')} {s['status']}", str(s["attempts"]), detail,
+                      s["error"] or "")
+    console.print(table)
+
+
+def cmd_files(args) -> None:
+    with client(args) as c:
+        files = check(c.get("/v1/files", params={"limit": args.limit}))
+    table = Table("id", "name", "type", "status", "uploaded")
+    for f in files:
+        table.add_row(f["id"], f["filename"], f["media_type"], f["status"], str(f["created_at"])[:19])
+    console.print(table)
+
+
+def cmd_search(args) -> None:
+    with client(args) as c:
+        result = check(c.get("/v1/search", params={"q": " ".join(args.query), "limit": args.limit}))
+    if not result["hits"]:
+        console.print("[dim]nothing found[/]")
+    for i, h in enumerate(result["hits"], 1):
+        where = ", ".join(f"{k} {v}" for k, v in h["locator"].items())
+        console.print(f"[bold]{i}. {h['filename']}[/] [dim]{h['file_id']} score {h['score']:.3f} {where}[/]")
+        console.print(f"   {' '.join(h['passage'].split())[:300]}")
+
+
+def cmd_delete(args) -> None:
+    with client(args) as c:
+        check(c.delete(f"/v1/files/{args.id}"))
+    console.print(f"deleted {args.id}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="mindspace", description=__doc__)
+    p.add_argument("--api", default=os.environ.get("MINDSPACE_API", "http://127.0.0.1:8080"),
+                   help="the API's URL (MINDSPACE_API)")
+    p.add_argument("--token", help="bearer token (MINDSPACE_TOKEN; default dev:$MINDSPACE_USER or dev:me)")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("run", help="start the local stack")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
+    s.set_defaults(func=cmd_run)
+    s = sub.add_parser("serve", help="serve one function (api or a folder of functions/)")
+    s.add_argument("function")
+    s.add_argument("--host", default="0.0.0.0")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
+    s.set_defaults(func=cmd_serve)
+    s = sub.add_parser("broker", help="the local broker (the local stack starts it)", add_help=False)
+    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_broker)
+    s = sub.add_parser("migrate", help="apply the database migrations")
+    s.set_defaults(func=cmd_migrate)
+    s = sub.add_parser("upload", help="upload files and follow them through the stages")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--no-wait", dest="wait", action="store_false")
+    s.add_argument("--timeout", type=float, default=600)
+    s.set_defaults(func=cmd_upload)
+    s = sub.add_parser("status", help="a file's record, stage by stage")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("files", help="list your files")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(func=cmd_files)
+    s = sub.add_parser("search", help="search your files by meaning")
+    s.add_argument("query", nargs="+")
+    s.add_argument("--limit", type=int, default=10)
+    s.set_defaults(func=cmd_search)
+    s = sub.add_parser("delete", help="delete a file, its text and its chunks")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_delete)
+    args = p.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The local broker: a Knative Broker for one machine.
+
+Its ingress takes CloudEvents over HTTP as a Knative Broker's does and queues one delivery per
+matching Trigger (read from knative/base). Deliveries live in PostgreSQL, in procrastinate's job
+queue, so stopping and restarting the stack loses no event. A delivery posts the event in binary
+mode with `Prefer: reply`; a reply event is routed again; retryable failures (5xx, 404, 408, 409,
+429, network errors) are retried with the Trigger's backoff; what still fails, and what a
+subscriber refuses (other 4xx), goes to the dead-letter sink with Knative's error extensions.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import logging
+
+import httpx
+import procrastinate
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as HttpRoute
+
+from events import routes as routing
+from events import wire
+
+log = logging.getLogger("mindspace.broker")
+RETRYABLE = {404, 408, 409, 429}
+
+
+class Retry(Exception):
+    pass
+
+
+class DeliveryRetry(procrastinate.BaseRetryStrategy):
+    """Backoff by the delivery spec of the job's route; the task itself decides when to give up."""
+
+    def __init__(self, broker: "Broker"):
+        self.broker = broker
+
+    def get_retry_decision(self, *, exception, job):
+        if isinstance(exception, (procrastinate.exceptions.JobAborted, asyncio.CancelledError)):
+            return procrastinate.RetryDecision(retry_in={"seconds": 0})  # cut off by a shutdown
+        if not isinstance(exception, Retry):
+            return None
+        delay = self.broker.route(job.task_kwargs["route"]).delivery.backoff(job.attempts)
+        return procrastinate.RetryDecision(retry_at=procrastinate.utils.utcnow()
+                                           + datetime.timedelta(seconds=delay))
+
+
+class Broker:
+    def __init__(self, database_url: str, services: dict[str, str], trigger_routes: list[routing.Route]):
+        self.services = services
+        self.routes = {r.name: r for r in trigger_routes}
+        # Dead letters are deliveries too, with the broker's retries and no sink behind them.
+        for r in trigger_routes:
+            if r.delivery.dead_letter:
+                self.routes[f"{r.name}/dls"] = routing.Route(
+                    name=f"{r.name}/dls", subscriber=r.delivery.dead_letter,
+                    delivery=routing.Delivery(retry=r.delivery.retry, backoff_delay=r.delivery.backoff_delay))
+        missing = {r.subscriber for r in self.routes.values()} - services.keys()
+        if missing:
+            raise ValueError(f"Triggers name services that are not running: {sorted(missing)}")
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
+        self.app.task(name="deliver", pass_context=True, retry=DeliveryRetry(self))(self.deliver)
+        self.http = httpx.AsyncClient()
+
+    def route(self, name: str) -> routing.Route:
+        return self.routes[name]
+
+    async def publish(self, event: wire.CloudEvent) -> list[str]:
+        attrs = wire.as_dict(event)
+        matched = [r.name for r in self.routes.values() if not r.name.endswith("/dls") and r.matches(attrs)]
+        for name in matched:
+            await self.app.configure_task("deliver").defer_async(route=name, event=attrs)
+        if not matched:
+            log.info("no Trigger matches %s %s; dropped, as a Knative Broker would", event["type"], event["id"])
+        return matched
+
+    async def deliver(self, context, route: str, event: dict) -> None:
+        r = self.route(route)
+        ce = wire.from_json(event)
+        headers, body = wire.binary(ce)
+        url = self.services[r.subscriber]
+        try:
+            resp = await self.http.post(url, headers={**headers, "Prefer": "reply"}, content=body,
+                                        timeout=r.delivery.timeout)
+            code, text = resp.status_code, resp.text
+        except httpx.HTTPError as e:
+            code, text = 0, f"{type(e).__name__}: {e}"
+        if 200 <= code < 300:
+            if code == 200 and resp.content or "ce-type" in resp.headers:
+                reply = wire.decode(resp.headers, resp.content)
+                await self.publish(reply)
+            log.info("delivered %s %s to %s", ce["type"], ce["id"], r.subscriber)
+            return
+        attempt = context.job.attempts + 1
+        if (code == 0 or code >= 500 or code in RETRYABLE) and context.job.attempts < r.delivery.retry:
+            log.warning("delivery of %s to %s failed (%s), attempt %d of %d", ce["id"], r.subscriber,
+                        code or text, attempt, r.delivery.retry + 1)
+            raise Retry(f"{code}: {text[:200]}")
+        if r.delivery.dead_letter:
+            log.error("dead-lettering %s %s after %d attempt(s) at %s: %s %s", ce["type"], ce["id"],
+                      attempt, r.subscriber, code, text[:200])
+            dead = {**event, "knativeerrordest": url, "knativeerrorcode": str(code),
+                    "knativeerrordata": text[:1024]}
+            await self.app.configure_task("deliver").defer_async(route=f"{r.name}/dls", event=dead)
+            return
+        raise RuntimeError(f"gave up delivering {ce['id']} to {r.subscriber}: {code} {text[:200]}")
+
+    # --- ingress -----------------------------------------------------------------------------
+    async def ingress(self, request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"status": "ready"})
+        try:
+            event = wire.decode(request.headers, await request.body())
+        except wire.MalformedEvent as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        await self.publish(event)
+        return Response(status_code=202)
+
+    async def ensure_schema(self) -> None:
+        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+            cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            exists = (await cur.fetchone())[0]
+        if not exists:
+            await self.app.schema_manager.apply_schema_async()
+            log.info("created the broker's queue tables")
+        # One local broker at a time: whatever a killed predecessor was delivering is stalled.
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=0)
+        for job in stalled:
+            await self.app.job_manager.retry_job(job)
+        if stalled:
+            log.info("requeued %d deliveries cut off by the last shutdown", len(stalled))
+
+    async def serve(self, host: str, port: int) -> None:
+        web = Starlette(routes=[HttpRoute("/{path:path}", self.ingress, methods=["GET", "POST"])])
+        server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning"))
+        async with self.app.open_async():
+            await self.ensure_schema()
+            worker = asyncio.create_task(self.app.run_worker_async(
+                concurrency=8, install_signal_handlers=False, fetch_job_polling_interval=0.5,
+                shutdown_graceful_timeout=5,
+                listen_notify=True))
+            log.info("broker ingress on http://%s:%d, %d routes", host, port, len(self.routes))
+            try:
+                await server.serve()
+            finally:
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+                await self.http.aclose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    from shared.config import settings
+    from shared.observability import setup_logging
+
+    p = argparse.ArgumentParser(description="Mindspace's local broker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
+                   help="where a Knative Service named by a Trigger listens")
+    args = p.parse_args(argv)
+    cfg = settings()
+    setup_logging("broker", cfg.log_level)
+    services = dict(s.split("=", 1) for s in args.service)
+    broker = Broker(cfg.database_url, services, routing.load())
+    asyncio.run(broker.serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

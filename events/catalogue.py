@@ -1,0 +1,120 @@
+"""Every event type of the pipeline, the schema of its data, and the extension attributes Triggers
+filter on. Reading this file tells the whole pipeline:
+
+    API ── file.uploaded ──▶ extract (text-like) ── text.extracted ──▶ embed ── text.embedded
+        (category=text)      ocr (image, pdf)       ▲                   tag ─── file.tagged
+                             transcribe (audio,     │                   cluster ─ file.clustered
+                             video) ────────────────┘
+
+Events carry references (a file id, a blob URI), never file bytes or whole texts: brokers cap event
+size (the claim-check pattern). A stage's reply must not have the type it consumed, or it would loop.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SOURCE = "/mindspace"  # a producer's source is SOURCE + "/" + its function name
+_EXT_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # the CloudEvents rule for extension names
+CATALOGUE: dict[str, type["EventData"]] = {}
+
+
+class Category(StrEnum):
+    """The media category of an upload: the API sniffs it, Triggers route on it."""
+
+    text = "text"
+    image = "image"
+    pdf = "pdf"
+    audio = "audio"
+    video = "video"
+    other = "other"
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: ClassVar[str] = ""
+    # Extension attribute name -> data field, so Triggers can filter on it without reading data.
+    extensions: ClassVar[dict[str, str]] = {}
+    # True for events that report an outcome; no stage has to consume them.
+    outcome: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if not cls.type:
+            return
+        if cls.type in CATALOGUE:
+            raise TypeError(f"event type {cls.type} is declared twice")
+        bad = [n for n in cls.extensions if not _EXT_NAME.match(n)]
+        if bad:
+            raise TypeError(f"{cls.__name__}: extension names must be 1-20 lowercase letters or digits: {bad}")
+        CATALOGUE[cls.type] = cls
+
+    def extension_values(self) -> dict[str, str]:
+        return {name: str(getattr(self, field)) for name, field in self.extensions.items()}
+
+
+class FileEvent(EventData):
+    """An event about one file of one user. The CloudEvent `subject` is the file id."""
+
+    file_id: uuid.UUID
+    user_id: str = Field(min_length=1, max_length=128)
+
+
+class FileUploaded(FileEvent):
+    type = "com.mindspace.file.uploaded"
+    extensions = {"category": "category"}
+    blob_uri: str
+    filename: str = Field(max_length=1024)
+    media_type: str
+    category: Category
+    size: int = Field(gt=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class TextExtracted(FileEvent):
+    type = "com.mindspace.text.extracted"
+    # A JSON blob {"text": ..., "segments": [{"start": offset, "end": offset, "locator": {...}}]}
+    text_uri: str
+    method: str  # how the text was obtained: "text", "text-layer", "ocr", "transcription" …
+    chars: int = Field(ge=0)
+
+
+class TextEmbedded(FileEvent):
+    type = "com.mindspace.text.embedded"
+    outcome = True
+    chunks: int = Field(ge=0)
+    model: str
+
+
+class FileTagged(FileEvent):
+    type = "com.mindspace.file.tagged"
+    outcome = True
+    tags: int = Field(ge=0)
+
+
+class FileClustered(FileEvent):
+    type = "com.mindspace.file.clustered"
+    outcome = True
+    cluster_id: int | None = None
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def parse(event_type: str, data: object) -> EventData:
+    """Validate an event's data against the catalogue (pydantic.ValidationError if it does not fit)."""
+    try:
+        model = CATALOGUE[event_type]
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {event_type!r}; known: {sorted(CATALOGUE)}") from None
+    return model.model_validate(data)
+
+
+def reply_id(consumer: str, source: str, event_id: str) -> str:
+    """A deterministic id for a reply, so a replayed reply is recognised downstream as the same event."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{consumer}|{source}|{event_id}"))

@@ -1,0 +1,52 @@
+"""embed: extracted text becomes chunks with all-MiniLM-L6-v2 embeddings in pgvector."""
+from __future__ import annotations
+
+import json
+
+import semchunk
+
+from events.catalogue import TextEmbedded, TextExtracted
+from shared.models import embedder
+from shared.stage import Context, Stage, serve
+
+
+class Embed(Stage):
+    name = "embed"
+    consumes = (TextExtracted,)
+
+    def start(self, cfg) -> None:
+        self.model = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size)
+        self.chunk_tokens, self.overlap = cfg.chunk_tokens, cfg.chunk_overlap
+        self._chunker = None
+
+    def chunker(self):
+        # Chunks are counted in the model's own tokens, so none is cut off at its 256-token window.
+        if self._chunker is None:
+            self._chunker = semchunk.chunkerify(self.model.tokenizer, self.chunk_tokens)
+        return self._chunker
+
+    def handle(self, event: TextExtracted, ctx: Context) -> TextEmbedded:
+        doc = json.loads(ctx.blobs.get(event.text_uri))
+        passages = []  # (text, locator): a chunk never spans two pages or two time segments
+        for seg in doc["segments"]:
+            part = doc["text"][seg["start"]:seg["end"]]
+            if part.strip():
+                chunks = self.chunker()(part, overlap=self.overlap)
+                passages += [(c, seg["locator"]) for c in chunks if c.strip()]
+        vectors = self.model.embed([p[0] for p in passages]) if passages else []
+        with ctx.pool.connection() as conn, conn.transaction():
+            # Replace, not append: a redelivered event leaves the same chunks behind.
+            conn.execute("DELETE FROM chunks WHERE file_id = %s", (event.file_id,))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO chunks (file_id, ord, user_id, text, locator, embedding)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(event.file_id, i, event.user_id, text, json.dumps(loc), vec)
+                     for i, ((text, loc), vec) in enumerate(zip(passages, vectors))],
+                )
+        ctx.detail.update(chunks=len(passages), model=self.model.path)
+        return TextEmbedded(file_id=event.file_id, user_id=event.user_id, chunks=len(passages),
+                            model=self.model.path)
+
+
+handle = serve(Embed())

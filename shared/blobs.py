@@ -1,0 +1,96 @@
+"""Blob storage behind one small interface: a local folder by default, Google Cloud Storage when a
+bucket is configured. Blobs are addressed by URI (file://… or gs://…), which events carry instead of
+bytes (the claim-check pattern: brokers cap event size)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+
+class BlobNotFound(LookupError):
+    pass
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str: ...
+    def get(self, uri: str) -> bytes: ...
+    def delete(self, uri: str) -> None: ...
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def _path(self, uri: str) -> Path:
+        parsed = urlparse(uri)
+        path = Path(unquote(parsed.path)).resolve()
+        if parsed.scheme != "file" or not path.is_relative_to(self.root):
+            raise BlobNotFound(f"{uri} is not a blob of this store ({self.root})")
+        return path
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"blob key escapes the store: {key!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half a blob.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path.as_uri()
+
+    def get(self, uri: str) -> bytes:
+        try:
+            return self._path(uri).read_bytes()
+        except FileNotFoundError as e:
+            raise BlobNotFound(uri) from e
+
+    def delete(self, uri: str) -> None:
+        self._path(uri).unlink(missing_ok=True)
+
+
+class GCSBlobStore:
+    """The real google-cloud-storage client; STORAGE_EMULATOR_HOST points it at an emulator."""
+
+    def __init__(self, bucket: str):
+        from google.cloud import storage  # imported here: the local stack never pays for it
+
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            from google.auth.credentials import AnonymousCredentials
+
+            client = storage.Client(project="mindspace", credentials=AnonymousCredentials())
+        else:
+            client = storage.Client()
+        self.bucket = client.bucket(bucket)
+
+    def _blob(self, uri: str):
+        parsed = urlparse(uri)
+        if parsed.scheme != "gs" or parsed.netloc != self.bucket.name:
+            raise BlobNotFound(f"{uri} is not a blob of bucket {self.bucket.name}")
+        return self.bucket.blob(parsed.path.lstrip("/"))
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        self.bucket.blob(key).upload_from_string(data, content_type=content_type)
+        return f"gs://{self.bucket.name}/{key}"
+
+    def get(self, uri: str) -> bytes:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob(uri).download_as_bytes()
+        except NotFound as e:
+            raise BlobNotFound(uri) from e
+
+    def delete(self, uri: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._blob(uri).delete()
+        except NotFound:
+            pass
+
+
+def blob_store(cfg) -> BlobStore:
+    return GCSBlobStore(cfg.blob_bucket) if cfg.blob_bucket else LocalBlobStore(cfg.blob_dir)

