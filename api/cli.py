@@ -65,12 +65,6 @@ def cmd_serve(args) -> None:
     os.execvp(argv[0], argv)
 
 
-def cmd_broker(args) -> None:
-    from events.broker import main as broker_main
-
-    broker_main(args.rest)
-
-
 def cmd_migrate(args) -> None:
     from shared import db
     from shared.config import settings
@@ -167,9 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--host", default="0.0.0.0")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     s.set_defaults(func=cmd_serve)
-    s = sub.add_parser("broker", help="the local broker (the local stack starts it)", add_help=False)
-    s.add_argument("rest", nargs=argparse.REMAINDER)
-    s.set_defaults(func=cmd_broker)
+    sub.add_parser("broker", help="the local broker (the local stack starts it; see --help)")
     s = sub.add_parser("migrate", help="apply the database migrations")
     s.set_defaults(func=cmd_migrate)
     s = sub.add_parser("upload", help="upload files and follow them through the stages")
@@ -190,6 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("delete", help="delete a file, its text and its chunks")
     s.add_argument("id")
     s.set_defaults(func=cmd_delete)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["broker"]:  # its options are its own
+        from events.broker import main as broker_main
+
+        return broker_main(argv[1:])
     args = p.parse_args(argv)
     args.func(args)
 

@@ -79,7 +79,7 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(self.path, device=pick_device(device))
-        dim = model.get_sentence_embedding_dimension()
+        dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
         if dim != EMBED_DIM:
             raise RuntimeError(f"{self.path} gives {dim}-d vectors; the schema stores {EMBED_DIM}-d")
         return model

@@ -148,5 +148,7 @@ class Stack:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         log.info("stopping the local stack")
         self.stop()

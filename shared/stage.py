@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from events import catalogue, wire
 from events.catalogue import EventData, FileEvent
 from shared import db, progress
-from shared.blobs import BlobStore, blob_store
+from shared.blobs import BlobNotFound, BlobStore, blob_store
 from shared.config import Settings, settings
 from shared.observability import EVENTS, STAGE_SECONDS, setup_logging
 
@@ -169,7 +169,9 @@ class _Runtime:
                 progress.stage_started(conn, file_id, name)
         try:
             out = self.stage.handle(data, ctx)
-        except Rejected as e:
+        except (Rejected, BlobNotFound) as e:
+            # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
+            e = e if isinstance(e, Rejected) else Rejected(f"the blob it refers to is gone: {e}")
             with self.pool.connection() as conn:
                 progress.stage_failed(conn, file_id, name, str(e), final=True, file_status=e.file_status)
             return self.refuse(422, str(e), event, file_id)

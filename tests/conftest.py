@@ -1,0 +1,106 @@
+"""Fixtures that run the real parts: the local stack (embedded PostgreSQL with pgvector, the local
+broker, every function as its own process, the API), and helpers to talk to it as a user."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from shared.config import Settings
+from shared.stack import Stack
+
+REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+UPLOAD_LIMIT = 256 * 1024  # small, so the over-limit test stays quick
+
+
+def free_port_block(size: int = 20) -> int:
+    """A base port with `size` free ports after it (the stack uses base .. base+size-1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size > 65000:
+            continue
+        try:
+            socks = []
+            for p in range(base, base + size):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", p))
+                socks.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no block of free ports")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    # pgserver drops to its own user, which must be able to reach the data folder.
+    data = Path(tempfile.mkdtemp(prefix="mindspace-test-", dir="/tmp"))
+    os.chmod(data, 0o755)
+    cfg = Settings(data_dir=data, database_url=os.environ.get("TEST_DATABASE_URL"))
+    s = Stack(cfg, port=free_port_block(), env={"MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
+    s.start()
+    yield s
+    s.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def sql(stack):
+    with psycopg.connect(stack.database_url, autocommit=True, row_factory=dict_row) as conn:
+        def run(q, *args):
+            cur = conn.execute(q, args)
+            return cur.fetchall() if cur.description else cur.rowcount
+
+        yield run
+
+
+class User:
+    def __init__(self, stack: Stack, name: str):
+        self.name = name
+        self.http = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer dev:{name}"},
+                                 timeout=120)
+
+    def upload(self, name: str, data: bytes) -> httpx.Response:
+        return self.http.post("/v1/files", files={"file": (name, data)})
+
+    def file(self, file_id: str) -> dict:
+        r = self.http.get(f"/v1/files/{file_id}")
+        r.raise_for_status()
+        return r.json()
+
+    def wait(self, file_id: str, timeout: float = 180) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            f = self.file(file_id)
+            if f["status"] != "processing":
+                return f
+            time.sleep(0.3)
+        raise AssertionError(f"{file_id} still processing after {timeout}s: {f}")
+
+    def search(self, q: str, **params) -> list[dict]:
+        r = self.http.get("/v1/search", params={"q": q, **params})
+        r.raise_for_status()
+        return r.json()["hits"]
+
+
+@pytest.fixture
+def user(stack, request):
+    return User(stack, f"u-{request.node.name[:40]}".replace("[", "-").replace("]", ""))
+
+
+@pytest.fixture
+def other_user(stack, request):
+    return User(stack, f"o-{request.node.name[:40]}".replace("[", "-").replace("]", ""))
