@@ -1,0 +1,113 @@
+"""The Knative manifests, rendered by kustomize and validated against the Knative CRD schemas, the
+Kubernetes core schemas and the skaffold schema in ../shared/reference (skipped where absent)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from shared.config import SECRET_FIELDS, Settings
+from shared.stack import function_names
+
+from conftest import REFERENCE
+
+ROOT = Path(__file__).resolve().parent.parent
+OVERLAYS = sorted(p.name for p in (ROOT / "knative" / "overlays").iterdir())
+KNATIVE_SCHEMAS = REFERENCE / "knative-crds" / "jsonschema"
+CORE_SCHEMAS = REFERENCE / "k8s-core-schemas" / "v1.34.0-local-strict"
+needs_reference = pytest.mark.skipif(not REFERENCE.exists(),
+                                     reason=f"reference schemas not found at {REFERENCE}")
+
+
+def render(overlay: str) -> list[dict]:
+    if shutil.which("kubectl"):
+        cmd = ["kubectl", "kustomize"]
+    elif shutil.which("kustomize"):
+        cmd = ["kustomize", "build"]
+    else:
+        pytest.skip("neither kubectl nor kustomize is installed: cannot render the overlays")
+    out = subprocess.run([*cmd, str(ROOT / "knative" / "overlays" / overlay)], check=True,
+                         capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def validator(obj: dict):
+    group_version, kind = obj["apiVersion"], obj["kind"]
+    if "knative.dev" in group_version:
+        group, version = group_version.split("/")
+        path = KNATIVE_SCHEMAS / f"{kind.lower()}-{group}-{version}.strict.json"
+        return jsonschema.Draft7Validator(json.loads(path.read_text()))
+    from referencing import Registry, Resource
+
+    group, _, version = group_version.rpartition("/")
+    name = f"{kind.lower()}-{group.split('.')[0]}-{version}.json" if group else f"{kind.lower()}-{version}.json"
+    defs = Resource.from_contents(json.loads((CORE_SCHEMAS / "_definitions.json").read_text()))
+    return jsonschema.Draft202012Validator(json.loads((CORE_SCHEMAS / name).read_text()),
+                                          registry=Registry().with_resources([(defs.id(), defs)]))
+
+
+@needs_reference
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_object_fits_its_schema(overlay):
+    for obj in render(overlay):
+        errors = sorted(validator(obj).iter_errors(obj), key=lambda e: e.path)
+        assert not errors, f"{obj['kind']} {obj['metadata']['name']}: " + "; ".join(
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_function_has_a_service_that_scales_to_zero(overlay):
+    services = {o["metadata"]["name"]: o for o in render(overlay) if o["kind"] == "Service"
+                and o["apiVersion"].startswith("serving.knative.dev")}
+    assert set(services) == {"api", *function_names()}
+    for name, svc in services.items():
+        tmpl = svc["spec"]["template"]
+        ann = tmpl["metadata"]["annotations"]
+        assert ann["autoscaling.knative.dev/min-scale"] == "0" and int(ann["autoscaling.knative.dev/max-scale"]) >= 1
+        c = tmpl["spec"]["containers"][0]
+        assert c["image"] == f"mindspace-{name}"
+        assert c["securityContext"]["runAsNonRoot"] and c["securityContext"]["readOnlyRootFilesystem"]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert {"requests", "limits"} <= set(c["resources"])
+
+
+def test_the_gpu_overlay_really_asks_for_a_gpu():
+    embed = next(o for o in render("gpu") if o["kind"] == "Service" and o["metadata"]["name"] == "embed")
+    spec = embed["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] and spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    cpu = next(o for o in render("cpu") if o["kind"] == "Service" and o["metadata"]["name"] == "embed")
+    assert "nodeSelector" not in cpu["spec"]["template"]["spec"]
+
+
+def test_every_setting_has_a_configmap_or_secret_entry(monkeypatch):
+    objs = render("cpu")
+    config = next(o for o in objs if o["kind"] == "ConfigMap")["data"]
+    secret = yaml.safe_load((ROOT / "knative" / "base" / "secret.template.yaml").read_text())["stringData"]
+    for name, field in Settings.model_fields.items():
+        env = (field.validation_alias or name).upper()
+        if env == "K_SINK":
+            continue  # the SinkBinding injects it
+        where = secret if name in SECRET_FIELDS else config
+        assert env in where, f"setting {env} has no {'Secret' if name in SECRET_FIELDS else 'ConfigMap'} entry"
+    for k, v in config.items():  # and the values parse, as they arrive: environment variables
+        monkeypatch.setenv(k, v)
+    assert Settings().ready_after == ["com.mindspace.text.embedded"]
+
+
+@needs_reference
+def test_skaffold_yaml_fits_the_current_schema():
+    schema = json.loads((REFERENCE / "skaffold" / "v4beta14.json").read_text())
+    doc = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    assert doc["apiVersion"] == "skaffold/v4beta14"
+    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(doc))
+    assert error is None, error.message
+    images = {a["image"] for a in doc["build"]["artifacts"]}
+    assert images == {f"mindspace-{n}" for n in ["api", *function_names()]}
+    for overlay in doc["manifests"]["kustomize"]["paths"]:
+        assert (ROOT / overlay / "kustomization.yaml").exists()
