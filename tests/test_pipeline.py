@@ -166,3 +166,13 @@ def test_stopping_and_restarting_the_stack_loses_no_event(stack, user):
     stack.start_processes()
     stack.wait_ready()
     assert [user.wait(i)["status"] for i in ids] == ["ready"] * 6
+
+
+def test_a_long_note_is_chunked_and_its_middle_is_found(user, sql):
+    filler = " ".join(f"Entry {i}: the weather was mild and the train ran on time." for i in range(150))
+    middle = "The spare key to the cellar is hidden under the blue flowerpot on the balcony."
+    f = user.upload("journal.txt", f"{filler} {middle} {filler.replace('Entry', 'Later entry')}".encode()).json()
+    done = user.wait(f["id"])
+    assert done["stages"]["embed"]["detail"]["chunks"] >= 5
+    hit = user.search("where did I put the key to the basement")[0]
+    assert hit["file_id"] == f["id"] and "flowerpot" in hit["passage"]

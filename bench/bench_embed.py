@@ -1,0 +1,54 @@
+"""The embed stage's text path (semchunk chunking + batched encoding through shared.models) against
+calling sentence-transformers directly on the same passages, measured in one run.
+
+    make bench            # or: .venv/bin/python bench/bench_embed.py [--notes 400]
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+import semchunk
+
+from shared.models import embedder
+
+WORDS = ("garden tomato budget meeting travel invoice river lighthouse ship basil fence morning sun "
+         "quarterly review marketing spend anna march water seedling market plan call note idea").split()
+
+
+def notes(n: int, seed: int = 7) -> list[str]:
+    rnd = random.Random(seed)
+    return [" ".join(rnd.choice(WORDS) for _ in range(rnd.randint(40, 400))) + "." for _ in range(n)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--notes", type=int, default=300)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    emb = embedder()
+    model = emb.model.get()
+    chunker = semchunk.chunkerify(emb.tokenizer, 200)
+    texts = notes(args.notes)
+    passages = [c for t in texts for c in chunker(t, overlap=0.15)]
+    model.encode(passages[:64])  # warm up
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    raw = best(lambda: model.encode(passages, batch_size=32, normalize_embeddings=True))
+    stage = best(lambda: emb.embed([c for t in texts for c in chunker(t, overlap=0.15)]))
+    print(f"{len(texts)} notes, {len(passages)} passages, best of {args.repeat}")
+    print(f"raw sentence-transformers: {len(passages) / raw:8.1f} passages/s")
+    print(f"embed stage text path:     {len(passages) / stage:8.1f} passages/s")
+    print(f"ratio stage/raw time:      {stage / raw:8.3f}  (1.0 = no overhead; goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
