@@ -19,7 +19,7 @@ from api.media import sniff
 from events import catalogue, wire
 from events.catalogue import FileUploaded
 from shared import db
-from shared.blobs import BlobNotFound, blob_store
+from shared.blobs import blob_store, file_key
 from shared.config import settings
 from shared.models import embedder
 from shared.observability import setup_logging
@@ -130,7 +130,7 @@ def _store(user: str, filename: str, data: bytes, response: Response) -> File:
     with db.pool(cfg.database_url, cfg.db_pool_size).connection() as c:
         existing = c.execute("SELECT id FROM files WHERE user_id = %s AND sha256 = %s", (user, sha)).fetchone()
         if existing is None:
-            uri = blobs.put(f"users/{user}/files/{file_id}/original", data, media_type)
+            uri = blobs.put(file_key(user, file_id, "original"), data, media_type)
             c.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
             inserted = c.execute(
                 """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)
@@ -180,16 +180,12 @@ def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
 
 @app.delete("/v1/files/{file_id}", status_code=204)
 def delete_file(file_id: uuid.UUID, user: User, c: DB) -> Response:
-    row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING blob_uri",
+    row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING id",
                     (file_id, user)).fetchone()  # chunks and stage records go with it (cascade)
     c.commit()
     if row is None:
         raise HTTPException(404, f"no file {file_id}")
-    for uri in (row["blob_uri"], row["blob_uri"].rsplit("/", 1)[0] + "/text.json"):
-        try:
-            blobs.delete(uri)
-        except BlobNotFound:
-            pass
+    blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)
 
 

@@ -13,10 +13,16 @@ class BlobNotFound(LookupError):
     pass
 
 
+def file_key(user_id: str, file_id, name: str) -> str:
+    """Every blob of a file lives under one prefix, so deleting the file deletes them all."""
+    return f"users/{user_id}/files/{file_id}/{name}"
+
+
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str: ...
     def get(self, uri: str) -> bytes: ...
     def delete(self, uri: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
 
 
 class LocalBlobStore:
@@ -49,6 +55,13 @@ class LocalBlobStore:
 
     def delete(self, uri: str) -> None:
         self._path(uri).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        import shutil
+
+        folder = (self.root / prefix).resolve()
+        if folder.is_relative_to(self.root) and folder != self.root:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class GCSBlobStore:
@@ -90,6 +103,10 @@ class GCSBlobStore:
             self._blob(uri).delete()
         except NotFound:
             pass
+
+    def delete_prefix(self, prefix: str) -> None:
+        for blob in self.bucket.client.list_blobs(self.bucket, prefix=prefix.rstrip("/") + "/"):
+            self.delete(f"gs://{self.bucket.name}/{blob.name}")
 
 
 def blob_store(cfg) -> BlobStore:

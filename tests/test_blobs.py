@@ -70,3 +70,13 @@ def test_a_store_refuses_uris_that_are_not_its_own(store, tmp_path):
 def test_local_keys_cannot_escape_the_store(tmp_path):
     with pytest.raises(ValueError):
         LocalBlobStore(tmp_path / "blobs").put("../outside", b"x")
+
+
+def test_delete_prefix_removes_every_blob_of_a_file(store):
+    keep = store.put("users/u1/files/f2/original", b"keep")
+    gone = [store.put(f"users/u1/files/f1/{n}", b"x") for n in ("original", "text.json")]
+    store.delete_prefix("users/u1/files/f1/")
+    for uri in gone:
+        with pytest.raises(BlobNotFound):
+            store.get(uri)
+    assert store.get(keep) == b"keep"

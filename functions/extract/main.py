@@ -6,6 +6,7 @@ import json
 from charset_normalizer import from_bytes
 
 from events.catalogue import Category, FileUploaded, TextExtracted
+from shared.blobs import file_key
 from shared.stage import Context, Stage, Unsupported, serve
 
 TEXT_TYPES = {"text/plain", "text/markdown", "text/x-markdown"}
@@ -25,7 +26,7 @@ class Extract(Stage):
         if not text:
             raise Unsupported("the file holds no text")
         doc = {"text": text, "segments": [{"start": 0, "end": len(text), "locator": {}}]}
-        uri = ctx.blobs.put(f"users/{event.user_id}/files/{event.file_id}/text.json",
+        uri = ctx.blobs.put(file_key(event.user_id, event.file_id, "text.json"),
                             json.dumps(doc).encode(), "application/json")
         ctx.detail.update(method="text", encoding=best.encoding, chars=len(text))
         return TextExtracted(file_id=event.file_id, user_id=event.user_id, text_uri=uri,
