@@ -50,5 +50,17 @@ render:
 deploy:
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY) | kubectl apply -n $(NS) -f -
 
+# Traffic between revisions of one function: make canary SVC=embed PERCENT=10, then promote or rollback.
+SVC ?= api
+PERCENT ?= 10
+revisions:
+	NS=$(NS) knative/rollout.sh revisions $(SVC)
+canary:
+	NS=$(NS) knative/rollout.sh canary $(SVC) $(PERCENT)
+promote:
+	NS=$(NS) knative/rollout.sh promote $(SVC)
+rollback:
+	NS=$(NS) knative/rollout.sh rollback $(SVC)
+
 clean:
 	rm -rf $(VENV) .mindspace *.egg-info
