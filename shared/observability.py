@@ -24,7 +24,7 @@ def setup_logging(function: str, level: str = "INFO") -> None:
         format=f"%(asctime)s %(levelname)-7s {function:<10} %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate"):
+    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     setup_logging.done = True
