@@ -2,9 +2,10 @@
 filter on. Reading this file tells the whole pipeline:
 
     API ── file.uploaded ──▶ extract (text-like) ── text.extracted ──▶ embed ── text.embedded
-        (category=text)      ocr (image, pdf)       ▲                   tag ─── file.tagged
-                             transcribe (audio,     │                   cluster ─ file.clustered
-                             video) ────────────────┘
+        (category=...)       ocr (image, pdf)*      ▲                   tag* ─── file.tagged
+                             transcribe (audio,     │                   cluster* ─ file.clustered
+                             video)* ───────────────┘
+    * planned: their types are here already, so each joins as one folder in functions/ and one Trigger.
 
 Events carry references (a file id, a blob URI), never file bytes or whole texts: brokers cap event
 size (the claim-check pattern). A stage's reply must not have the type it consumed, or it would loop.

@@ -2,7 +2,11 @@
 real HTTP between the API, the local broker and each function process."""
 from __future__ import annotations
 
+import time
 import uuid
+
+from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 
@@ -68,8 +72,6 @@ def test_a_redelivered_event_changes_nothing(stack, user, sql):
     assert [r.status_code for r in replies] == [200, 200]
     assert replies[0].headers["ce-id"] == replies[1].headers["ce-id"]  # the same reply, replayed
     assert replies[0].headers["ce-type"] == "com.mindspace.text.embedded"
-    import time
-
     time.sleep(3)  # let the broker deliver whatever the redelivery could have caused
     assert sql("SELECT ord, text FROM chunks WHERE file_id = %s ORDER BY ord", f["id"]) == chunks
     after = sql("SELECT stage, attempts, status FROM file_stages WHERE file_id = %s ORDER BY stage", f["id"])
@@ -133,9 +135,6 @@ def test_delete_removes_blob_chunks_and_rows(user, sql):
     assert user.http.delete(f"/v1/files/{f['id']}").status_code == 204
     assert user.http.get(f"/v1/files/{f['id']}").status_code == 404
     assert sql("SELECT 1 FROM chunks WHERE file_id = %s", f["id"]) == []
-    from pathlib import Path
-    from urllib.parse import urlparse
-
     assert not Path(urlparse(blob).path).exists()
     assert user.search("migrating birds") == []
 
