@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages the stages call at run time (libmagic sniffs upload types).
-DEBS   := libmagic1
+# Debian packages: libmagic sniffs upload types, Tesseract (+ English data) reads images; the tests
+# make speech with espeak-ng and videos with ffmpeg (the stages decode with PyAV, not ffmpeg).
+DEBS   := libmagic1 tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu

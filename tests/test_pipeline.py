@@ -2,8 +2,10 @@
 real HTTP between the API, the local broker and each function process."""
 from __future__ import annotations
 
+import io
 import time
 import uuid
+import zipfile
 
 from pathlib import Path
 from urllib.parse import urlparse
@@ -151,11 +153,13 @@ def test_bad_uploads_get_clear_errors(stack, user):
 
 
 def test_a_file_no_stage_reads_is_marked_unsupported(user):
-    png = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 64
-    f = user.upload("holiday.txt", png).json()  # the name lies; the bytes are a PNG
-    assert f["media_type"] == "image/png" and f["category"] == "image"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes.txt", "zipped notes")
+    f = user.upload("holiday.txt", archive.getvalue()).json()  # the name lies; the bytes are a zip
+    assert f["media_type"] == "application/zip" and f["category"] == "other"
     done = user.wait(f["id"])
-    assert done["status"] == "unsupported" and done["status_reason"]
+    assert done["status"] == "unsupported" and "application/zip" in done["status_reason"]
 
 
 def test_stopping_and_restarting_the_stack_loses_no_event(stack, user):

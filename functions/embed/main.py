@@ -8,6 +8,7 @@ import semchunk
 from events.catalogue import TextEmbedded, TextExtracted
 from shared.models import embedder
 from shared.stage import Context, Stage, serve
+from shared.textdoc import passages
 
 
 class Embed(Stage):
@@ -26,14 +27,10 @@ class Embed(Stage):
         return self._chunker
 
     def handle(self, event: TextExtracted, ctx: Context) -> TextEmbedded:
-        doc = json.loads(ctx.blobs.get(event.text_uri))
-        passages = []  # (text, locator): a chunk never spans two pages or two time segments
-        for seg in doc["segments"]:
-            part = doc["text"][seg["start"]:seg["end"]]
-            if part.strip():
-                chunks = self.chunker()(part, overlap=self.overlap)
-                passages += [(c, seg["locator"]) for c in chunks if c.strip()]
-        vectors = self.model.embed([p[0] for p in passages]) if passages else []
+        chunks = []  # (text, locator): a chunk never spans two pages or two stretches of a recording
+        for part, locator in passages(ctx.blobs, event.text_uri):
+            chunks += [(c, locator) for c in self.chunker()(part, overlap=self.overlap) if c.strip()]
+        vectors = self.model.embed([c[0] for c in chunks]) if chunks else []
         with ctx.pool.connection() as conn, conn.transaction():
             # Replace, not append: a redelivered event leaves the same chunks behind.
             conn.execute("DELETE FROM chunks WHERE file_id = %s", (event.file_id,))
@@ -42,10 +39,10 @@ class Embed(Stage):
                     "INSERT INTO chunks (file_id, ord, user_id, text, locator, embedding)"
                     " VALUES (%s, %s, %s, %s, %s, %s)",
                     [(event.file_id, i, event.user_id, text, json.dumps(loc), vec)
-                     for i, ((text, loc), vec) in enumerate(zip(passages, vectors))],
+                     for i, ((text, loc), vec) in enumerate(zip(chunks, vectors))],
                 )
-        ctx.detail.update(chunks=len(passages), model=self.model.path)
-        return TextEmbedded(file_id=event.file_id, user_id=event.user_id, chunks=len(passages),
+        ctx.detail.update(chunks=len(chunks), model=self.model.path)
+        return TextEmbedded(file_id=event.file_id, user_id=event.user_id, chunks=len(chunks),
                             model=self.model.path)
 
 

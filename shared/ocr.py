@@ -1,0 +1,84 @@
+"""Tesseract as the stages use it: an image made upright and legible, read with its confidence.
+
+One Tesseract pass per image (image_to_data gives the words and their confidences together); the
+orientation check (OSD) runs only when that pass reads badly, since it costs a second pass.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytesseract
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+# Tesseract reads best at roughly 300 dpi, i.e. capitals 20-30 px high: phone photos mostly are;
+# screenshots and thumbnails get scaled up, and giant scans down (time grows with pixels).
+MIN_SIDE, MAX_SIDE = 1600, 5000
+LOW_CONFIDENCE = 60.0
+
+
+@dataclass
+class Reading:
+    text: str
+    confidence: float  # mean word confidence, 0-100
+    words: int
+    rotated: int = 0  # degrees turned clockwise by orientation detection
+
+
+def prepare(image: Image.Image) -> Image.Image:
+    image = ImageOps.exif_transpose(image)  # phones store the turn in EXIF, not in the pixels
+    image = image.convert("L")
+    side = max(image.size)
+    if side < MIN_SIDE or side > MAX_SIDE:
+        factor = (MIN_SIDE if side < MIN_SIDE else MAX_SIDE) / side
+        if factor < 1 or factor >= 1.25:
+            image = image.resize((round(image.width * factor), round(image.height * factor)),
+                                 Image.Resampling.LANCZOS)
+    return image
+
+
+def read(image: Image.Image, languages: str) -> Reading:
+    data = pytesseract.image_to_data(image, lang=languages, output_type=pytesseract.Output.DICT)
+    lines: dict[tuple, list[str]] = {}
+    confidences = []
+    for i, word in enumerate(data["text"]):
+        conf = float(data["conf"][i])
+        if conf < 0 or not word.strip():
+            continue
+        confidences.append(conf)
+        lines.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), []).append(word)
+    text, last = [], None
+    for (block, par, _), words in lines.items():
+        if last is not None and (block, par) != last:
+            text.append("")  # a blank line between paragraphs keeps them apart for the chunker
+        text.append(" ".join(words))
+        last = (block, par)
+    mean = sum(confidences) / len(confidences) if confidences else 0.0
+    return Reading("\n".join(text), round(mean, 1), len(confidences))
+
+
+def read_upright(image: Image.Image, languages: str) -> Reading:
+    """Read; if that reads badly, ask Tesseract's orientation detection and keep the better reading."""
+    first = read(image, languages)
+    if first.confidence >= LOW_CONFIDENCE and first.words:
+        return first
+    try:
+        turn = int(pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT)["rotate"])
+    except pytesseract.TesseractError as e:  # too few characters to tell
+        log.debug("no orientation: %s", e)
+        return first
+    if turn == 0:
+        return first
+    second = read(image.rotate(-turn, expand=True), languages)
+    second.rotated = turn
+    return second if second.confidence > first.confidence else first
+
+
+def check_languages(languages: str) -> None:
+    """Fail at start, with the fix, when a configured language's data is not installed."""
+    have = set(pytesseract.get_languages(config=""))
+    missing = [lang for lang in languages.split("+") if lang not in have]
+    if missing:
+        raise RuntimeError(f"Tesseract has no data for {missing} (installed: {sorted(have)}); install "
+                           f"tesseract-ocr-{missing[0]} or change OCR_LANGUAGES")
