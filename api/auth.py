@@ -23,6 +23,7 @@ class Authenticator:
     @cached_property
     def _firebase(self):
         import firebase_admin
+
         # firebase-admin's own verifier (kid, RS256, audience, issuer, subject, expiry and signature
         # checks), with the certificate URL from config so the boundary can be tested offline.
         from firebase_admin._token_gen import TokenVerifier

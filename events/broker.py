@@ -36,7 +36,7 @@ class Retry(Exception):
 class DeliveryRetry(procrastinate.BaseRetryStrategy):
     """Backoff by the delivery spec of the job's route; the task itself decides when to give up."""
 
-    def __init__(self, broker: "Broker"):
+    def __init__(self, broker: Broker):
         self.broker = broker
 
     def get_retry_decision(self, *, exception, job):

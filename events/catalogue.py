@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SOURCE = "/mindspace"  # a producer's source is SOURCE + "/" + its function name
 _EXT_NAME = re.compile(r"^[a-z0-9]{1,20}$")  # the CloudEvents rule for extension names
-CATALOGUE: dict[str, type["EventData"]] = {}
+CATALOGUE: dict[str, type[EventData]] = {}
 
 
 class Category(StrEnum):

@@ -27,7 +27,7 @@ class Delivery:
         return self.backoff_delay * (2**n if self.backoff_policy == "exponential" else n)
 
     @classmethod
-    def from_spec(cls, spec: dict | None, base: "Delivery") -> "Delivery":
+    def from_spec(cls, spec: dict | None, base: Delivery) -> Delivery:
         spec = spec or {}
         dls = ((spec.get("deadLetterSink") or {}).get("ref") or {}).get("name")
         return cls(

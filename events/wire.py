@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Mapping
+from collections.abc import Mapping
 
 from cloudevents.conversion import to_binary, to_dict, to_structured
 from cloudevents.exceptions import GenericException

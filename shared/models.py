@@ -9,9 +9,10 @@ import logging
 import os
 import threading
 import time
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,7 +96,7 @@ class Embedder:
         )
 
 
-@lru_cache(maxsize=None)
+@cache
 def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32) -> Embedder:
     return Embedder(name_or_path, device, batch_size)
 
@@ -119,6 +120,6 @@ class Whisper:
         return self.model.get()
 
 
-@lru_cache(maxsize=None)
+@cache
 def whisper(name_or_path: str = "", device: str = "", compute_type: str = "") -> Whisper:
     return Whisper(name_or_path, device, compute_type)

@@ -101,7 +101,7 @@ class Stack:
                     raise TimeoutError(f"{name} was not ready at {url} after {timeout}s")
                 time.sleep(0.2)
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.start_database()
         for v in db.migrate(self.database_url):
             log.info("migrated the database to %s", v)
@@ -129,7 +129,7 @@ class Stack:
             self._pg.cleanup()
             self._pg = None
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import io
 
 import docx
-import pytest
-
 import media
+import pytest
 from conftest import User
 
 NOTE = ["Buy oat milk and lemons", "Call the dentist on Friday"]

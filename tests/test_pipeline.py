@@ -6,7 +6,6 @@ import io
 import time
 import uuid
 import zipfile
-
 from pathlib import Path
 from urllib.parse import urlparse
 

@@ -39,7 +39,7 @@ class Embed(Stage):
                     "INSERT INTO chunks (file_id, ord, user_id, text, locator, embedding)"
                     " VALUES (%s, %s, %s, %s, %s, %s)",
                     [(event.file_id, i, event.user_id, text, json.dumps(loc), vec)
-                     for i, ((text, loc), vec) in enumerate(zip(chunks, vectors))],
+                     for i, ((text, loc), vec) in enumerate(zip(chunks, vectors, strict=True))],
                 )
         ctx.detail.update(chunks=len(chunks), model=self.model.path)
         return TextEmbedded(file_id=event.file_id, user_id=event.user_id, chunks=len(chunks),
