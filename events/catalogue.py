@@ -1,10 +1,9 @@
 """Every event type of the pipeline, the schema of its data, and the extension attributes Triggers
 filter on. Reading this file tells the whole pipeline:
 
-    API ── file.uploaded ──▶ extract (text-like) ── text.extracted ──▶ embed ── text.embedded
-        (category=...)       ocr (image, pdf)*      ▲                   tag* ─── file.tagged
-                             transcribe (audio,     │                   cluster* ─ file.clustered
-                             video)* ───────────────┘
+    API ── file.uploaded ──▶ extract (text, other) ── text.extracted ──▶ embed ── text.embedded
+        (category=...)       ocr (image, pdf)          ▲                   tag* ─── file.tagged
+                             transcribe (audio, video) ┘                   cluster* ─ file.clustered
     * planned: their types are here already, so each joins as one folder in functions/ and one Trigger.
 
 Events carry references (a file id, a blob URI), never file bytes or whole texts: brokers cap event

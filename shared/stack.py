@@ -28,6 +28,19 @@ def function_names() -> list[str]:
     return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "main.py").exists())
 
 
+def load_stage(name: str):
+    """The Stage instance of functions/NAME/main.py (for tests and benchmarks that call it in-process)."""
+    import importlib.util
+
+    from shared.stage import Stage
+
+    spec = importlib.util.spec_from_file_location(f"functions_{name}", FUNCTIONS / name / "main.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return next(v() for v in vars(module).values()
+                if isinstance(v, type) and issubclass(v, Stage) and getattr(v, "name", None) == name)
+
+
 def serve_argv(function: str, host: str, port: int) -> list[str]:
     """How a function is served, on the local stack and in its container alike."""
     bin_dir = Path(sys.executable).parent

@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 
 import docx
-import media
 import pytest
+
+import media
 from conftest import User
 
 NOTE = ["Buy oat milk and lemons", "Call the dentist on Friday"]

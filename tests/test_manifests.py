@@ -10,10 +10,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import REFERENCE
 
 from shared.config import SECRET_FIELDS, Settings
 from shared.stack import function_names
+
+from conftest import REFERENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "knative" / "overlays").iterdir())

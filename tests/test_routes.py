@@ -2,26 +2,17 @@
 Trigger names a real function that consumes what it is sent, and the broker reads what Knative reads."""
 from __future__ import annotations
 
-import importlib.util
 from enum import Enum
 
 import pytest
 
 from events import catalogue, routes
 from events.catalogue import CATALOGUE, Category, FileUploaded
-from shared.stack import FUNCTIONS, function_names
-
-
-def stage_of(name: str):
-    spec = importlib.util.spec_from_file_location(f"functions_{name}", FUNCTIONS / name / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # importing a stage must not load a model: cold starts stay short
-    return next(v for v in vars(module).values()
-                if isinstance(v, type) and getattr(v, "name", None) == name)
-
+from shared.stack import function_names, load_stage
 
 ROUTES = routes.load()
-STAGES = {n: stage_of(n) for n in function_names()}
+# Importing a stage must not load a model: cold starts stay short.
+STAGES = {n: load_stage(n) for n in function_names()}
 
 
 def variants(t: type) -> list[dict]:

@@ -2,7 +2,6 @@
 without one are rendered and read by Tesseract. Page numbers travel with the text."""
 from __future__ import annotations
 
-import io
 import threading
 import warnings
 
@@ -35,13 +34,11 @@ class OCR(Stage):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-                image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-            raise Rejected(f"not a readable image ({event.media_type}): {e}") from None
+                reading = ocr.read_file(data, self.languages)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
             raise Rejected(f"the image is too large to read: {e}") from None
-        reading = ocr.read_upright(ocr.prepare(image), self.languages)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            raise Rejected(f"not a readable image ({event.media_type}): {e}") from None
         doc = TextDoc()
         doc.add(reading.text)
         if not doc.segments:
