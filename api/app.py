@@ -3,49 +3,34 @@ files, their progress and search. Every route is per user; another user's file i
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-import httpx
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, UploadFile
+from fastapi import FastAPI, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Authenticator
+from api import browse
+from api.deps import DB, User, blobs, cfg, emit, log
 from api.media import sniff
 from events import catalogue, wire
 from events.catalogue import FileUploaded
 from shared import db
-from shared.blobs import blob_store, file_key
-from shared.config import settings
-from shared.models import embedder
-from shared.observability import setup_logging
+from shared.blobs import file_key
 
-log = logging.getLogger("mindspace.api")
-cfg = settings()
-setup_logging("api", cfg.log_level)
-auth = Authenticator(cfg)
-blobs = blob_store(cfg)
+EXTRACTORS = ("extract", "ocr", "transcribe")  # the stages that make text of an upload
 UPLOADS = Counter("mindspace_uploads_total", "Uploads by result", ["result"])
 
 app = FastAPI(
     title="Mindspace API",
     version="0.1.0",
-    description="Upload what you capture; search it by meaning. Authenticate with a Firebase ID token "
-    "(`Authorization: Bearer <token>`); the local stack also takes `Bearer dev:<user>`.",
+    description="Upload what you capture; search it by meaning and words, browse its tags and clusters. "
+    "Authenticate with a Firebase ID token (`Authorization: Bearer <token>`); the local stack also takes "
+    "`Bearer dev:<user>`.",
 )
-User = Annotated[str, Depends(auth.user)]
-
-
-def conn():
-    with db.pool(cfg.database_url, cfg.db_pool_size).connection() as c:
-        yield c
-
-
-DB = Annotated[Any, Depends(conn)]
+app.include_router(browse.router)
 
 
 class Stage(BaseModel):
@@ -71,21 +56,9 @@ class File(BaseModel):
     stages: dict[str, Stage] = {}
     # How the text was obtained: the extracting stage's record (method, pages, confidence, language …).
     extraction: dict | None = None
+    tags: list[browse.FileTag] = []
+    cluster: browse.ClusterRef | None = None  # None: not clustered yet, or noise
     duplicate: bool = False
-
-
-class Hit(BaseModel):
-    file_id: uuid.UUID
-    filename: str
-    media_type: str
-    passage: str
-    locator: dict
-    score: float
-
-
-class SearchResult(BaseModel):
-    query: str
-    hits: list[Hit]
 
 
 def _file(conn, user: str, file_id: uuid.UUID) -> File:
@@ -94,20 +67,9 @@ def _file(conn, user: str, file_id: uuid.UUID) -> File:
         raise HTTPException(404, f"no file {file_id}")
     stages = conn.execute(
         "SELECT * FROM file_stages WHERE file_id = %s ORDER BY started_at", (file_id,)).fetchall()
-    extraction = next((s["detail"] for s in stages if "method" in (s["detail"] or {})), None)
-    return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction)
-
-
-def _emit(event: wire.CloudEvent) -> None:
-    if not cfg.k_sink:
-        raise HTTPException(503, "no broker configured (K_SINK); the file is stored, upload it again later")
-    headers, body = wire.binary(event)
-    try:
-        httpx.post(cfg.k_sink, headers=headers, content=body, timeout=10).raise_for_status()
-    except httpx.HTTPError as e:
-        log.error("could not emit %s: %s", event["type"], e)
-        raise HTTPException(503, "the pipeline is not reachable; the file is stored, upload it again "
-                                 "to resume it") from e
+    extraction = next((s["detail"] for s in stages if s["stage"] in EXTRACTORS), None)
+    return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction,
+                tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]))
 
 
 @app.post("/v1/files", status_code=201, response_model=File)
@@ -158,7 +120,8 @@ def _store(user: str, filename: str, data: bytes, response: Response) -> File:
     event = FileUploaded(file_id=row["id"], user_id=user, blob_uri=row["blob_uri"], filename=row["filename"],
                          media_type=row["media_type"], category=row["category"], size=row["size"],
                          sha256=row["sha256"])
-    _emit(wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"]))))
+    emit(wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"]))),
+         "the file is stored, upload it again to resume it")
     log.info("user %s uploaded %s (%s, %s, %d bytes) as %s", user, filename, media_type, category,
              len(data), row["id"])
     UPLOADS.labels("accepted").inc()
@@ -190,34 +153,6 @@ def delete_file(file_id: uuid.UUID, user: User, c: DB) -> Response:
         raise HTTPException(404, f"no file {file_id}")
     blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)
-
-
-@app.get("/v1/search", response_model=SearchResult)
-def search(user: User, c: DB, q: str = Query(..., min_length=1, max_length=1000),
-           limit: int = Query(10, ge=1)) -> SearchResult:
-    limit = min(limit, cfg.search_limit_max)
-    vec = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size).embed([q])[0]
-    # pgvector 0.6 filters HNSW results after the scan, so a user's filter can leave fewer than k
-    # rows: widen the scan, and fall back to an exact scan when it still comes up short.
-    sql = """SELECT c.file_id, f.filename, f.media_type, c.text AS passage, c.locator,
-                    1 - (c.embedding <=> %(v)s) AS score
-             FROM chunks c JOIN files f ON f.id = c.file_id
-             WHERE c.user_id = %(u)s ORDER BY c.embedding <=> %(v)s LIMIT %(k)s"""
-    args = {"v": vec, "u": user, "k": limit * 4}
-    with c.transaction():
-        c.execute("SET LOCAL hnsw.ef_search = 200")
-        rows = c.execute(sql, args).fetchall()
-        if len(rows) < args["k"]:
-            total = c.execute("SELECT count(*) AS n FROM chunks WHERE user_id = %s", (user,)).fetchone()["n"]
-            if total > len(rows):
-                c.execute("SET LOCAL enable_indexscan = off")
-                rows = c.execute(sql, args).fetchall()
-    hits, seen = [], set()
-    for r in rows:  # the best passage of each file
-        if r["file_id"] not in seen:
-            seen.add(r["file_id"])
-            hits.append(Hit(**r))
-    return SearchResult(query=q, hits=hits[:limit])
 
 
 @app.get("/healthz", include_in_schema=False)

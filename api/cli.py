@@ -131,14 +131,38 @@ def cmd_files(args) -> None:
 
 
 def cmd_search(args) -> None:
+    params = {"q": " ".join(args.query), "limit": args.limit, "mode": args.mode, "tag": args.tag,
+              "cluster": args.cluster, "kind": args.kind}
     with client(args) as c:
-        result = check(c.get("/v1/search", params={"q": " ".join(args.query), "limit": args.limit}))
+        result = check(c.get("/v1/search", params={k: v for k, v in params.items() if v is not None}))
     if not result["hits"]:
         console.print("[dim]nothing found[/]")
     for i, h in enumerate(result["hits"], 1):
         where = ", ".join(f"{k} {v}" for k, v in h["locator"].items())
         console.print(f"[bold]{i}. {h['filename']}[/] [dim]{h['file_id']} score {h['score']:.3f} {where}[/]")
         console.print(f"   {' '.join(h['passage'].split())[:300]}")
+
+
+def cmd_tags(args) -> None:
+    with client(args) as c:
+        tags = check(c.get("/v1/tags", params={"limit": args.limit, **({"kind": args.kind} if args.kind else {})}))
+    table = Table("tag", "kind", "files")
+    for t in tags:
+        table.add_row(t["label"], t["kind"], str(t["files"]))
+    console.print(table if tags else "[dim]no tags yet[/]")
+
+
+def cmd_clusters(args) -> None:
+    with client(args) as c:
+        if args.refresh:
+            check(c.post("/v1/clusters/refresh"))
+            console.print("re-clustering your files; run `mindspace clusters` again in a moment")
+            return
+        clusters = check(c.get("/v1/clusters"))
+    table = Table("id", "label", "files", "for example")
+    for k in clusters:
+        table.add_row(str(k["id"]), k["label"], str(k["size"]), ", ".join(f["filename"] for f in k["files"]))
+    console.print(table if clusters else "[dim]no clusters yet (they form once a few files are alike)[/]")
 
 
 def cmd_delete(args) -> None:
@@ -175,10 +199,21 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("files", help="list your files")
     s.add_argument("--limit", type=int, default=50)
     s.set_defaults(func=cmd_files)
-    s = sub.add_parser("search", help="search your files by meaning")
+    s = sub.add_parser("search", help="search your files by meaning and words")
     s.add_argument("query", nargs="+")
     s.add_argument("--limit", type=int, default=10)
+    s.add_argument("--mode", choices=["hybrid", "vector", "text"], default="hybrid")
+    s.add_argument("--tag", help="only files with this tag")
+    s.add_argument("--cluster", type=int, help="only files in this cluster")
+    s.add_argument("--kind", choices=["text", "image", "pdf", "audio", "video", "other"])
     s.set_defaults(func=cmd_search)
+    s = sub.add_parser("tags", help="your tags, most used first")
+    s.add_argument("--kind", help="person, organization, place, date, money, phrase …")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(func=cmd_tags)
+    s = sub.add_parser("clusters", help="your files grouped by meaning")
+    s.add_argument("--refresh", action="store_true", help="re-cluster all your files now")
+    s.set_defaults(func=cmd_clusters)
     s = sub.add_parser("delete", help="delete a file, its text and its chunks")
     s.add_argument("id")
     s.set_defaults(func=cmd_delete)

@@ -1,10 +1,11 @@
 """Every event type of the pipeline, the schema of its data, and the extension attributes Triggers
 filter on. Reading this file tells the whole pipeline:
 
-    API ── file.uploaded ──▶ extract (text, other) ── text.extracted ──▶ embed ── text.embedded
-        (category=...)       ocr (image, pdf)          ▲                   tag* ─── file.tagged
-                             transcribe (audio, video) ┘                   cluster* ─ file.clustered
-    * planned: their types are here already, so each joins as one folder in functions/ and one Trigger.
+    API ── file.uploaded ──▶ extract (text, other) ── text.extracted ─┬▶ embed ── text.embedded ──▶ cluster
+        (category=...)       ocr (image, pdf)          ▲                └▶ tag ─── file.tagged          │
+                             transcribe (audio, video) ┘                          file.clustered ◀─────┘
+    PingSource (task=recluster) ── dev.knative.sources.ping ──▶ cluster ── clusters.refresh (per user) ──▶ cluster
+    API (POST /v1/clusters/refresh) ── clusters.refresh ──▶ cluster
 
 Events carry references (a file id, a blob URI), never file bytes or whole texts: brokers cap event
 size (the claim-check pattern). A stage's reply must not have the type it consumed, or it would loop.
@@ -100,6 +101,28 @@ class FileClustered(FileEvent):
     type = "com.mindspace.file.clustered"
     outcome = True
     cluster_id: int | None = None
+
+
+class ClustersRefresh(EventData):
+    """Re-cluster one user's files in full (the API on request, or the nightly tick fanned out)."""
+
+    type = "com.mindspace.clusters.refresh"
+    user_id: str = Field(min_length=1, max_length=128)
+
+
+class Task(StrEnum):
+    """Scheduled jobs, each a PingSource in knative/base/schedules.yaml (reminders join here)."""
+
+    recluster = "recluster"
+
+
+class ScheduledTask(EventData):
+    """A PingSource's tick. Knative fixes its type, so the task rides in an extension attribute
+    (set by the PingSource's ceOverrides) for Triggers to filter on, and in the data."""
+
+    type = "dev.knative.sources.ping"
+    extensions = {"task": "task"}
+    task: Task
 
 
 class UnknownEventType(ValueError):

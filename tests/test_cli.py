@@ -26,3 +26,12 @@ def test_upload_follow_search_and_delete(stack, capsys, tmp_path):
     with pytest.raises(SystemExit):
         run(stack, capsys, "status", file_id)
     assert "error 404" in capsys.readouterr().out
+
+
+def test_tags_and_clusters(stack, capsys, tmp_path):
+    note = tmp_path / "trip.txt"
+    note.write_text("Maria Lopez booked the train from Madrid to Valencia for the conference.")
+    run(stack, capsys, "upload", str(note))
+    out = run(stack, capsys, "tags")
+    assert "Maria Lopez" in out and "person" in out and "Madrid" in out
+    assert "no clusters yet" in run(stack, capsys, "clusters")
