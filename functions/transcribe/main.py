@@ -4,6 +4,7 @@ point into the recording."""
 from __future__ import annotations
 
 import io
+import threading
 
 import av
 
@@ -35,6 +36,9 @@ class Transcribe(Stage):
         self.options = dict(beam_size=cfg.whisper_beam_size, language=cfg.whisper_language or None,
                             vad_filter=True)
         self.max_seconds = cfg.max_recording_seconds
+        # One transcription at a time per process, as containerConcurrency 1 gives in Knative: two
+        # concurrent calls on one model returned garbage ("))))…") here now and then.
+        self.lock = threading.Lock()
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         data = ctx.blobs.get(event.blob_uri)
@@ -42,6 +46,17 @@ class Transcribe(Stage):
         if seconds > self.max_seconds:
             raise Rejected(f"the recording lasts {seconds / 60:.0f} min; the limit is "
                            f"{self.max_seconds / 60:.0f} min (MAX_RECORDING_SECONDS)")
+        with self.lock:
+            doc, info = self.transcribe(data)
+        if not doc.segments:
+            raise Unsupported(f"no speech found in {info.duration:.1f} s of audio")
+        ctx.detail.update(method="transcription", language=info.language,
+                          language_probability=round(info.language_probability, 2),
+                          duration_s=round(info.duration, 1), speech_s=round(info.duration_after_vad, 1),
+                          chars=len(doc.text), model=self.model.path)
+        return doc.save(ctx.blobs, event, "transcription")
+
+    def transcribe(self, data: bytes) -> tuple[TextDoc, object]:
         try:
             segments, info = self.model.get().transcribe(io.BytesIO(data), **self.options)
             doc, texts, start, end = TextDoc(), [], 0.0, 0.0
@@ -56,13 +71,7 @@ class Transcribe(Stage):
         except av.FFmpegError as e:
             raise Rejected(f"not a readable recording: {e}") from None
         doc.add(" ".join(texts), start_s=round(start, 1), end_s=round(end, 1))
-        if not doc.segments:
-            raise Unsupported(f"no speech found in {info.duration:.1f} s of audio")
-        ctx.detail.update(method="transcription", language=info.language,
-                          language_probability=round(info.language_probability, 2),
-                          duration_s=round(info.duration, 1), speech_s=round(info.duration_after_vad, 1),
-                          chars=len(doc.text), model=self.model.path)
-        return doc.save(ctx.blobs, event, "transcription")
+        return doc, info
 
 
 handle = serve(Transcribe())
