@@ -47,31 +47,39 @@ class SearchResult(BaseModel):
     hits: list[Hit]
 
 
-FILTERS = """c.user_id = %(u)s
-  AND (%(kind)s::text IS NULL OR f.category = %(kind)s)
-  AND (%(cluster)s::bigint IS NULL OR f.cluster_id = %(cluster)s)
-  AND (%(since)s::timestamptz IS NULL OR f.created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR f.created_at < %(until)s)
-  AND (%(tag)s::text IS NULL OR EXISTS (
-        SELECT 1 FROM tags t WHERE t.file_id = c.file_id AND t.user_id = %(u)s AND t.name = lower(%(tag)s)))"""
-VECTOR = f"""SELECT c.file_id, c.ord FROM chunks c JOIN files f ON f.id = c.file_id
-             WHERE {FILTERS} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s"""
-TEXT = f"""SELECT c.file_id, c.ord FROM chunks c JOIN files f ON f.id = c.file_id
-           WHERE {FILTERS} AND c.tsv @@ websearch_to_tsquery('english', %(q)s)
-           ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(q)s)) DESC LIMIT %(k)s"""
-MATCHING = f"""SELECT count(*) AS n FROM (SELECT 1 FROM chunks c JOIN files f ON f.id = c.file_id
-               WHERE {FILTERS} LIMIT %(k)s) AS m"""
+# Only the filters asked for go into the SQL: "($x IS NULL OR …)" clauses leave the planner a generic
+# plan that is slow for every case (a prepared text query took seconds instead of milliseconds).
+CONDITIONS = {
+    "kind": "f.category = %(kind)s",
+    "cluster": "f.cluster_id = %(cluster)s",
+    "since": "f.created_at >= %(since)s",
+    "until": "f.created_at < %(until)s",
+    "tag": "EXISTS (SELECT 1 FROM tags t WHERE t.file_id = c.file_id AND t.user_id = %(u)s"
+           " AND t.name = lower(%(tag)s))",
+}
+
+
+def queries(args: dict) -> dict[str, str]:
+    where = " AND ".join(["c.user_id = %(u)s"] + [sql for k, sql in CONDITIONS.items() if args.get(k) is not None])
+    chunks = f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where}"
+    return {
+        "vector": f"SELECT c.file_id, c.ord {chunks} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s",
+        "text": f"""SELECT c.file_id, c.ord {chunks} AND c.tsv @@ websearch_to_tsquery('english', %(q)s)
+                    ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(q)s)) DESC LIMIT %(k)s""",
+        "matching": f"SELECT count(*) AS n FROM (SELECT 1 {chunks} LIMIT %(k)s) AS m",
+    }
 
 
 def vector_ranking(c, args: dict) -> list[tuple]:
     """pgvector 0.6 filters HNSW results after the scan (no iterative scans), so a selective filter can
     leave fewer than k rows although more exist: then the same query runs as an exact scan."""
+    sql = queries(args)
     with c.transaction():
         c.execute("SET LOCAL hnsw.ef_search = 200")
-        rows = c.execute(VECTOR, args).fetchall()
-        if len(rows) < args["k"] and c.execute(MATCHING, args).fetchone()["n"] > len(rows):
+        rows = c.execute(sql["vector"], args).fetchall()
+        if len(rows) < args["k"] and c.execute(sql["matching"], args).fetchone()["n"] > len(rows):
             c.execute("SET LOCAL enable_indexscan = off")
-            rows = c.execute(VECTOR, args).fetchall()
+            rows = c.execute(sql["vector"], args).fetchall()
     return [(r["file_id"], r["ord"]) for r in rows]
 
 
@@ -89,7 +97,7 @@ def search(user: User, c: DB, q: str = Query(..., min_length=1, max_length=1000)
         args["v"] = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size).embed([q])[0]
         rankings["vector"] = vector_ranking(c, args)
     if mode in ("hybrid", "text"):
-        rankings["text"] = [(r["file_id"], r["ord"]) for r in c.execute(TEXT, args).fetchall()]
+        rankings["text"] = [(r["file_id"], r["ord"]) for r in c.execute(queries(args)["text"], args).fetchall()]
     fused: dict[tuple, float] = {}
     by: dict[tuple, list[str]] = {}
     for name, ranking in rankings.items():

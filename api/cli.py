@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -11,6 +12,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from events import wire
 
 console = Console()
 STAGE_MARK = {"done": "[green]✓[/]", "running": "[yellow]…[/]", "retrying": "[yellow]↻[/]",
@@ -165,6 +168,47 @@ def cmd_clusters(args) -> None:
     console.print(table if clusters else "[dim]no clusters yet (they form once a few files are alike)[/]")
 
 
+def cmd_dead_letters(args) -> None:
+    """Operators: what the broker gave up on, and replaying it once the cause is fixed."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from shared import progress
+    from shared.config import settings
+
+    cfg = settings()
+    running = cfg.data_dir / "stack.json"
+    local = json.loads(running.read_text()) if running.exists() else {}
+    url = cfg.database_url or local.get("database_url")
+    sink = cfg.k_sink or local.get("broker")
+    if not url:
+        sys.exit("set DATABASE_URL, or start the local stack (mindspace run) in this folder")
+    with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
+        if args.replay and args.replay != ["all"]:
+            where = "id = ANY(%(ids)s::bigint[])"
+        else:
+            where = "true" if args.all and not args.replay else "replayed_at IS NULL"
+        rows = conn.execute(f"SELECT * FROM dead_letters WHERE {where} ORDER BY id", {"ids": args.replay}).fetchall()
+        if not args.replay:
+            table = Table("id", "type", "file", "failed at", "code", "error", "received")
+            for r in rows:
+                table.add_row(str(r["id"]), r["event_type"].removeprefix("com.mindspace."), str(r["file_id"] or ""),
+                              r["error_dest"] or "", r["error_code"] or "", (r["error_data"] or "")[:80],
+                              str(r["received_at"])[:19])
+            console.print(table if rows else "[dim]no dead letters[/]")
+            return
+        if not sink:
+            sys.exit("set K_SINK to the broker's URL, or start the local stack (mindspace run) in this folder")
+        for r in rows:
+            event = {k: v for k, v in r["event"].items() if not k.startswith("knativeerror")}
+            if r["file_id"]:
+                progress.reopen(conn, r["file_id"])
+            headers, body = wire.binary(wire.from_json(event))
+            httpx.post(sink, headers=headers, content=body, timeout=30).raise_for_status()
+            conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (r["id"],))
+            console.print(f"replayed {r['id']}: {r['event_type']} {r['event_id']}")
+
+
 def cmd_delete(args) -> None:
     with client(args) as c:
         check(c.delete(f"/v1/files/{args.id}"))
@@ -214,6 +258,10 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("clusters", help="your files grouped by meaning")
     s.add_argument("--refresh", action="store_true", help="re-cluster all your files now")
     s.set_defaults(func=cmd_clusters)
+    s = sub.add_parser("dead-letters", help="operators: list dead-lettered events, or replay them")
+    s.add_argument("--replay", nargs="+", metavar="ID", help="replay these dead letters ('all': every unreplayed)")
+    s.add_argument("--all", action="store_true", help="list replayed ones too")
+    s.set_defaults(func=cmd_dead_letters)
     s = sub.add_parser("delete", help="delete a file, its text and its chunks")
     s.add_argument("id")
     s.set_defaults(func=cmd_delete)

@@ -73,3 +73,10 @@ def record_failure(conn: Connection, consumer: str, http_status: int, reason: st
         (consumer, event_type, event_id, file_id, http_status, reason[:4000],
          Jsonb(json.loads(json.dumps(event, default=str))) if event is not None else None),
     )
+
+
+def reopen(conn: Connection, file_id: UUID | str) -> None:
+    """A failed file goes back to processing, as its dead-lettered event is replayed."""
+    conn.execute(
+        """UPDATE files SET status = 'processing', status_reason = NULL, updated_at = now()
+           WHERE id = %s AND status = 'failed'""", (file_id,))

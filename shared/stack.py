@@ -6,6 +6,7 @@ functions/, and the API. `mindspace run` (and `make run`) starts it; Ctrl-C stop
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -124,9 +125,18 @@ class Stack:
         except Exception:
             self.stop()
             raise
+        # Where operator tools (mindspace dead-letters) find the running stack.
+        self.info_file.write_text(json.dumps({"database_url": self.database_url, "api": self.api_url,
+                                              "broker": self.env()["K_SINK"]}))
         return self
 
+    @property
+    def info_file(self) -> Path:
+        return self.data_dir / "stack.json"
+
     def stop(self, database: bool = True) -> None:
+        if database:
+            self.info_file.unlink(missing_ok=True)
         for p in self.procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)

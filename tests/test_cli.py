@@ -1,6 +1,8 @@
 """The command-line client against the running stack: upload with progress, status, search, delete."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from api import cli
@@ -35,3 +37,39 @@ def test_tags_and_clusters(stack, capsys, tmp_path):
     out = run(stack, capsys, "tags")
     assert "Maria Lopez" in out and "person" in out and "Madrid" in out
     assert "no clusters yet" in run(stack, capsys, "clusters")
+
+
+def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, monkeypatch):
+    """A text.extracted whose text blob is missing dead-letters at embed and tag; once the blob is
+    there, `mindspace dead-letters --replay` sends it again and the file ends ready."""
+    from test_pipeline import post_event
+
+    from events.catalogue import TextExtracted
+    from shared.blobs import LocalBlobStore
+    from shared.config import settings
+
+    from conftest import User
+
+    monkeypatch.setenv("DATA_DIR", str(stack.data_dir))  # the CLI finds the stack by its stack.json
+    settings.cache_clear()
+    user = User(stack, "cli-replay")
+    f = user.upload("later.txt", b"a note whose text arrives late").json()
+    user.wait(f["id"])
+    blobs = LocalBlobStore(stack.data_dir / "blobs")
+    uri = (stack.data_dir / "blobs" / "late" / "text.json").as_uri()
+    late = TextExtracted(file_id=f["id"], user_id=user.name, text_uri=uri, method="text", chars=30)
+    sql("UPDATE files SET status = 'processing' WHERE id = %s", f["id"])
+    assert post_event(f"http://127.0.0.1:{stack.broker_port}/default", late, id="late-1").status_code == 202
+    assert user.wait(f["id"], timeout=60)["status"] == "failed"
+    deadline = time.monotonic() + 30
+    while len(sql("SELECT id FROM dead_letters WHERE event_id = 'late-1'")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    out = run(stack, capsys, "dead-letters")
+    assert "text.extracted" in out and "422" in out
+    blobs.put("late/text.json", b'{"text": "the kayak rental opens at dawn", '
+              b'"segments": [{"start": 0, "end": 30, "locator": {}}]}')
+    ids = [str(r["id"]) for r in sql("SELECT id FROM dead_letters WHERE event_id = 'late-1'")]
+    assert "replayed" in run(stack, capsys, "dead-letters", "--replay", *ids)
+    assert user.wait(f["id"], timeout=60)["status"] == "ready"
+    assert user.search("canoe hire at sunrise")[0]["file_id"] == f["id"]
+    settings.cache_clear()

@@ -21,7 +21,9 @@ class DeadLetter(Stage):
                 """INSERT INTO dead_letters (event_source, event_id, event_type, event, file_id,
                                              error_dest, error_code, error_data)
                    VALUES (%s, %s, %s, %s, (SELECT id FROM files WHERE id::text = %s), %s, %s, %s)
-                   ON CONFLICT (event_source, event_id) DO NOTHING""",
+                   ON CONFLICT (event_source, event_id, (coalesce(error_dest, ''))) DO UPDATE
+                   SET error_code = excluded.error_code, error_data = excluded.error_data,
+                       received_at = now(), replayed_at = NULL""",
                 (event["source"], event["id"], event["type"], Jsonb(wire.as_dict(event)), file_id, dest, code,
                  event.get("knativeerrordata")),
             )
