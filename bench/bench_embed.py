@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
 import semchunk
 
 from shared.models import embedder
+
+from common import best_pair
 
 WORDS = ("garden tomato budget meeting travel invoice river lighthouse ship basil fence morning sun "
          "quarterly review marketing spend anna march water seedling market plan call note idea").split()
@@ -34,16 +35,8 @@ def main() -> None:
     passages = [c for t in texts for c in chunker(t, overlap=0.15)]
     model.encode(passages[:64])  # warm up
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(args.repeat):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    raw = best(lambda: model.encode(passages, batch_size=32, normalize_embeddings=True))
-    stage = best(lambda: emb.embed([c for t in texts for c in chunker(t, overlap=0.15)]))
+    raw, stage = best_pair(lambda: model.encode(passages, batch_size=32, normalize_embeddings=True),
+                           lambda: emb.embed([c for t in texts for c in chunker(t, overlap=0.15)]), args.repeat)
     print(f"{len(texts)} notes, {len(passages)} passages, best of {args.repeat}")
     print(f"raw sentence-transformers: {len(passages) / raw:8.1f} passages/s")
     print(f"embed stage text path:     {len(passages) / stage:8.1f} passages/s")

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from events.catalogue import Category
 
-from common import StageHarness, best, peak_mib
+from common import StageHarness, best_pair, peak_mib
 
 WORDS = ("invoice meeting garden receipt total budget river lighthouse market basil pipe copper dentist "
          "friday lemons recipe dough minutes quarterly review travel water seedling plan").split()
@@ -43,10 +43,10 @@ def main() -> None:
     events = [harness.upload(f"page{i}.png", data, "image/png", Category.image) for i, data in enumerate(pages)]
     harness.handle(events[0])  # warm up both paths (file caches, the language data)
 
-    raw = best(lambda: [pytesseract.image_to_string(Image.open(io.BytesIO(d)), lang="eng") for d in pages],
-               args.repeat)
     confidences = []
-    stage = best(lambda: confidences.extend(harness.handle(e)[1]["confidence"] for e in events), args.repeat)
+    raw, stage = best_pair(
+        lambda: [pytesseract.image_to_string(Image.open(io.BytesIO(d)), lang="eng") for d in pages],
+        lambda: confidences.extend(harness.handle(e)[1]["confidence"] for e in events), args.repeat)
     own, child = peak_mib()
     print(f"{args.pages} A4 pages at 300 dpi (30 lines each), best of {args.repeat}; "
           f"mean confidence {sum(confidences) / len(confidences):.1f}")

@@ -37,6 +37,16 @@ class StageHarness:
         return out, ctx.detail
 
 
+def best_pair(a, b, repeat: int) -> tuple[float, float]:
+    """Best-of-`repeat` times of a and b, run alternately, so that drift in the machine's speed
+    (other load, frequency) falls on both alike."""
+    times_a, times_b = [], []
+    for _ in range(repeat):
+        times_a.append(best(a, 1))
+        times_b.append(best(b, 1))
+    return min(times_a), min(times_b)
+
+
 def best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
