@@ -12,6 +12,7 @@ from events.catalogue import ClustersRefresh, FileClustered, ScheduledTask, Text
 from shared import clustering
 from shared.stage import Context, Stage, serve
 
+MODELS_KEPT = 64  # users whose fitted models a pod keeps unpickled
 FILE_VECTORS = """SELECT file_id, avg(embedding) AS v FROM chunks WHERE user_id = %s GROUP BY file_id"""
 
 
@@ -33,7 +34,8 @@ class Cluster(Stage):
     def handle(self, event, ctx: Context):
         if isinstance(event, ScheduledTask):  # fan out: one refresh per user, spread over pods
             with ctx.pool.connection() as conn:
-                users = conn.execute("SELECT DISTINCT user_id FROM chunks ORDER BY user_id").fetchall()
+                users = conn.execute("SELECT id AS user_id FROM users u WHERE EXISTS"
+                                     " (SELECT 1 FROM chunks c WHERE c.user_id = u.id) ORDER BY id").fetchall()
             ctx.detail["users"] = len(users)
             return [ClustersRefresh(user_id=u["user_id"]) for u in users]
         with ctx.pool.connection() as conn, conn.transaction():
@@ -61,6 +63,8 @@ class Cluster(Stage):
         if cached is None or cached[0] != fitted_at:
             blob = conn.execute("SELECT model FROM cluster_models WHERE user_id = %s", (event.user_id,)).fetchone()
             cached = self.models[event.user_id] = (fitted_at, pickle.loads(blob["model"]))
+            if len(self.models) > MODELS_KEPT:  # the least recently loaded user's model goes
+                self.models.pop(next(iter(self.models)))
         row = conn.execute("SELECT avg(embedding) AS v FROM chunks WHERE file_id = %s", (event.file_id,)).fetchone()
         cluster_id = None if row["v"] is None else clustering.place(cached[1], np.asarray(row["v"], np.float32))
         conn.execute("UPDATE files SET cluster_id = %s WHERE id = %s", (cluster_id, event.file_id))
