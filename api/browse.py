@@ -75,7 +75,7 @@ def vector_ranking(c, args: dict) -> list[tuple]:
     leave fewer than k rows although more exist: then the same query runs as an exact scan."""
     sql = queries(args)
     with c.transaction():
-        c.execute("SET LOCAL hnsw.ef_search = 200")
+        c.execute(f"SET LOCAL hnsw.ef_search = {int(cfg.search_ef)}")
         rows = c.execute(sql["vector"], args).fetchall()
         if len(rows) < args["k"] and c.execute(sql["matching"], args).fetchone()["n"] > len(rows):
             c.execute("SET LOCAL enable_indexscan = off")

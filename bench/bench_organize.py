@@ -74,7 +74,10 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--ef", type=int, help="hnsw.ef_search (default: the SEARCH_EF setting)")
     args = p.parse_args()
+    if args.ef:
+        os.environ["SEARCH_EF"] = str(args.ef)
     from api import browse
     from shared import db
     from shared.stack import Stack
@@ -88,7 +91,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     try:
         for size in args.sizes:
-            print(f"== {size} chunks ({size // PER_FILE} files) for one user")
+            print(f"== {size} chunks ({size // PER_FILE} files) for one user, hnsw.ef_search {browse.cfg.search_ef}")
             with pool.connection() as conn:
                 conn.autocommit = True
                 centres = load(conn, size, rng)

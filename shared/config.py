@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     search_limit_max: int = 50
+    # HNSW's candidate list per query (pgvector hnsw.ef_search): recall against latency, see bench/.
+    search_ef: int = 400
     # Tesseract language data, joined by "+" (eng+deu); each needs Debian's tesseract-ocr-<lang>.
     ocr_languages: str = "eng"
     ocr_dpi: int = 300  # scanned PDF pages are rendered at this resolution for Tesseract
