@@ -133,6 +133,13 @@ def cmd_files(args) -> None:
     console.print(table)
 
 
+def where_in(locator: dict) -> str:
+    """{"page": 3} -> "page 3"; {"start_s": 61.0, "end_s": 118.5} -> "at 1:01-1:58"."""
+    if "start_s" in locator:
+        return "at " + "-".join(f"{int(locator[k]) // 60}:{int(locator[k]) % 60:02d}" for k in ("start_s", "end_s"))
+    return ", ".join(f"{k} {v}" for k, v in locator.items())
+
+
 def cmd_search(args) -> None:
     params = {"q": " ".join(args.query), "limit": args.limit, "mode": args.mode, "tag": args.tag,
               "cluster": args.cluster, "kind": args.kind}
@@ -141,7 +148,7 @@ def cmd_search(args) -> None:
     if not result["hits"]:
         console.print("[dim]nothing found[/]")
     for i, h in enumerate(result["hits"], 1):
-        where = ", ".join(f"{k} {v}" for k, v in h["locator"].items())
+        where = where_in(h["locator"])
         console.print(f"[bold]{i}. {h['filename']}[/] [dim]{h['file_id']} score {h['score']:.3f} {where}[/]")
         console.print(f"   {' '.join(h['passage'].split())[:300]}")
 
