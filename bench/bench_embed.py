@@ -12,7 +12,7 @@ import semchunk
 
 from shared.models import embedder
 
-from common import best_pair
+from common import best_pair, peak_mib
 
 WORDS = ("garden tomato budget meeting travel invoice river lighthouse ship basil fence morning sun "
          "quarterly review marketing spend anna march water seedling market plan call note idea").split()
@@ -41,6 +41,7 @@ def main() -> None:
     print(f"raw sentence-transformers: {len(passages) / raw:8.1f} passages/s")
     print(f"embed stage text path:     {len(passages) / stage:8.1f} passages/s")
     print(f"ratio stage/raw time:      {stage / raw:8.3f}  (1.0 = no overhead; goal <= 1.05)")
+    print(f"peak memory: stage process {peak_mib()[0]:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import numpy as np
 from psycopg.rows import dict_row
 from rich.progress import track
 
-from common import StageHarness
+from common import StageHarness, peak_mib
 
 os.environ.setdefault("AUTH_MODE", "dev")  # api.browse brings the API's dependencies with it
 USER, DIM, PER_FILE, TOPICS = "bench", 384, 4, 40
@@ -153,6 +153,8 @@ def main() -> None:
                 print(f"  placing one file: p50 {p50:.1f} ms  p95 {p95p:.1f} ms (first, loading the model: "
                       f"{times[0] * 1000:.0f} ms)  (goal < 50 ms)")
                 print(f"  ratio full re-clustering / placing one file: {full / (p50 / 1000):.0f}")
+                print(f"  peak memory of this process (the cluster stage's code, the ground truth matrix): "
+                      f"{peak_mib()[0]:.0f} MiB")
     finally:
         stack.stop()
 

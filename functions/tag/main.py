@@ -26,9 +26,9 @@ def normalise(span) -> str:
     return " ".join(t.lemma_.lower() if t.pos_ != "PROPN" else t.text.lower() for t in tokens).strip()
 
 
-def pieces(ctx: Context, text_uri: str):
+def pieces(blobs, text_uri: str):
     budget = MAX_CHARS
-    for part, _ in passages(ctx.blobs, text_uri):
+    for part, _ in passages(blobs, text_uri):
         for i in range(0, min(len(part), budget), PIECE):
             yield part[i:i + PIECE]
         budget -= len(part)
@@ -44,10 +44,23 @@ class Tag(Stage):
         self.nlp, self.max_phrases = spacy_pipeline(cfg.spacy_model), cfg.tag_max_phrases
 
     def handle(self, event: TextExtracted, ctx: Context) -> FileTagged:
+        rows = self.tags(ctx.blobs, event.text_uri)
+        with ctx.pool.connection() as conn, conn.transaction():
+            conn.execute("DELETE FROM tags WHERE file_id = %s", (event.file_id,))  # replace, not append
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO tags (file_id, user_id, kind, name, label, score) VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(event.file_id, event.user_id, *row) for row in rows])
+        phrases = sum(kind == "phrase" for kind, *_ in rows)
+        ctx.detail.update(entities=len(rows) - phrases, phrases=phrases)
+        return FileTagged(file_id=event.file_id, user_id=event.user_id, tags=len(rows))
+
+    def tags(self, blobs, text_uri: str) -> list[tuple[str, str, str, float]]:
+        """(kind, name, label, score) of every tag of a stored text."""
         mentions: Counter = Counter()
         labels: dict[tuple, Counter] = defaultdict(Counter)
         phrases: dict[str, float] = {}
-        for doc in self.nlp.get().pipe(pieces(ctx, event.text_uri)):
+        for doc in self.nlp.get().pipe(pieces(blobs, text_uri)):
             for ent in doc.ents:
                 if ent.label_ in KINDS and (name := normalise(ent) or ent.text.lower().strip()):
                     mentions[KINDS[ent.label_], name] += 1
@@ -64,15 +77,7 @@ class Tag(Stage):
         best = top[0][0] if top and top[0][0] > 0 else 1.0
         rows = [(kind, name, labels[kind, name].most_common(1)[0][0], n / most)
                 for (kind, name), n in mentions.items()]
-        rows += [("phrase", name, name, rank / best) for rank, name in top]
-        with ctx.pool.connection() as conn, conn.transaction():
-            conn.execute("DELETE FROM tags WHERE file_id = %s", (event.file_id,))  # replace, not append
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO tags (file_id, user_id, kind, name, label, score) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(event.file_id, event.user_id, *row) for row in rows])
-        ctx.detail.update(entities=len(mentions), phrases=len(top))
-        return FileTagged(file_id=event.file_id, user_id=event.user_id, tags=len(rows))
+        return rows + [("phrase", name, name, rank / best) for rank, name in top]
 
 
 handle = serve(Tag())
