@@ -88,6 +88,7 @@ def main() -> None:
     stack.start_database()
     db.migrate(stack.database_url)
     pool = db.pool(stack.database_url, 2)
+    browse.cfg.database_url = stack.database_url  # hybrid search takes its second connection from here
     rng = np.random.default_rng(0)
     try:
         for size in args.sizes:
@@ -117,8 +118,7 @@ def main() -> None:
                     browse.vector_ranking(conn, a | {"tag": "oslo"})
                     timings["vector + tag filter"].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    browse.vector_ranking(conn, a)
-                    conn.execute(browse.queries(a)["text"], a).fetchall()
+                    browse.rankings_for(conn, a, "hybrid")
                     timings["hybrid"].append(time.perf_counter() - t)
                     exact = [keys[i] for i in np.argsort(1 - matrix @ q)[:10]]  # brute force in numpy
                     recall.append(len(set(approx[:10]) & set(exact)) / 10)

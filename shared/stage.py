@@ -76,6 +76,10 @@ class Stage:
     def ready(self) -> bool:
         return True
 
+    def delivery_key(self, event: wire.CloudEvent) -> str:
+        """What makes a delivery the same as an earlier one: the event's id (with its source)."""
+        return event["id"]
+
 
 def _json(code: int, **body) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
@@ -147,7 +151,7 @@ class _Runtime:
                     progress.stage_failed(conn, file_id, name, reason, final=True)
             return self.refuse(400, reason, event, file_id)
 
-        key = (name, event["source"], event["id"])
+        key = (name, event["source"], self.stage.delivery_key(event))
         with self.pool.connection() as conn:
             seen = conn.execute(
                 "SELECT reply FROM consumed_events WHERE consumer = %s AND source = %s AND id = %s", key

@@ -12,6 +12,10 @@ class DeadLetter(Stage):
     name = "deadletter"
     consumes = None  # any event as it came, malformed data included
 
+    def delivery_key(self, event: wire.CloudEvent) -> str:
+        # One event can fail at several subscribers: each failure is a dead letter of its own.
+        return f"{event['id']}@{event.get('knativeerrordest', '')}"
+
     def handle(self, event: wire.CloudEvent, ctx: Context) -> None:
         file_id = event.get("subject")
         code, dest = event.get("knativeerrorcode"), event.get("knativeerrordest")
