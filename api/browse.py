@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Literal
 
@@ -12,13 +11,11 @@ from pydantic import BaseModel
 from api.deps import DB, User, cfg, emit
 from events import wire
 from events.catalogue import Category, ClustersRefresh
-from shared import db
 from shared.models import embedder
 
 router = APIRouter()
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
-BESIDE = ThreadPoolExecutor(8, thread_name_prefix="fulltext")  # hybrid search's second query
 EXACT_BELOW = 10_000  # filtered chunks under this are searched exactly (~10 ms here, see bench/)
 
 
@@ -98,17 +95,13 @@ def text_ranking(c, args: dict) -> list[tuple]:
 
 
 def rankings_for(c, args: dict, mode: str) -> dict[str, list[tuple]]:
-    """The rankings a mode asks for. Hybrid runs the full-text query on a second connection while the
-    vector query runs on this one: the search takes the longer of the two, not their sum."""
-    if mode != "hybrid":
-        return {mode: (vector_ranking if mode == "vector" else text_ranking)(c, args)}
-
-    def text() -> list[tuple]:
-        with db.pool(cfg.database_url, cfg.db_pool_size).connection() as other:
-            return text_ranking(other, args)
-
-    later = BESIDE.submit(text)
-    return {"vector": vector_ranking(c, args), "text": later.result()}
+    """The rankings a mode asks for: vector, text, or both (hybrid)."""
+    out = {}
+    if mode in ("hybrid", "vector"):
+        out["vector"] = vector_ranking(c, args)
+    if mode in ("hybrid", "text"):
+        out["text"] = text_ranking(c, args)
+    return out
 
 
 @router.get("/v1/search", response_model=SearchResult)

@@ -88,7 +88,6 @@ def main() -> None:
     stack.start_database()
     db.migrate(stack.database_url)
     pool = db.pool(stack.database_url, 2)
-    browse.cfg.database_url = stack.database_url  # hybrid search takes its second connection from here
     rng = np.random.default_rng(0)
     try:
         for size in args.sizes:

@@ -4,7 +4,6 @@ point into the recording."""
 from __future__ import annotations
 
 import io
-import threading
 
 import av
 
@@ -36,9 +35,6 @@ class Transcribe(Stage):
         self.options = dict(beam_size=cfg.whisper_beam_size, language=cfg.whisper_language or None,
                             vad_filter=True)
         self.max_seconds = cfg.max_recording_seconds
-        # One transcription at a time per process, as containerConcurrency 1 gives in Knative: two
-        # concurrent calls on one model returned garbage ("))))…") here now and then.
-        self.lock = threading.Lock()
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         data = ctx.blobs.get(event.blob_uri)
@@ -46,8 +42,7 @@ class Transcribe(Stage):
         if seconds > self.max_seconds:
             raise Rejected(f"the recording lasts {seconds / 60:.0f} min; the limit is "
                            f"{self.max_seconds / 60:.0f} min (MAX_RECORDING_SECONDS)")
-        with self.lock:
-            doc, info = self.transcribe(data)
+        doc, info = self.transcribe(data)
         if not doc.segments:
             raise Unsupported(f"no speech found in {info.duration:.1f} s of audio")
         ctx.detail.update(method="transcription", language=info.language,
