@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image per function, from one parameterised Dockerfile: docker build --build-arg FUNCTION=embed .
-# The function starts with functions-framework and the same adapter as on the local stack.
+# A stage starts with functions-framework, the API with uvicorn: the same servers and arguments as on
+# the local stack (local/stack.py serve_argv).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -23,11 +24,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /venv /venv
 WORKDIR /app
-COPY knative/base ./knative/base
 COPY functions ./functions
 ARG FUNCTION
 ENV FUNCTION=${FUNCTION} PATH=/venv/bin:$PATH PORT=8080 PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HOME=/tmp
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HOME=/tmp PYTHONPATH=/app
 USER 65532:65532
 EXPOSE 8080
-CMD ["sh", "-c", "exec mindspace serve \"$FUNCTION\" --port \"$PORT\""]
+CMD ["sh", "-c", "if [ \"$FUNCTION\" = api ]; then exec uvicorn api.app:app --host 0.0.0.0 --port \"$PORT\"; else exec functions-framework --source \"functions/$FUNCTION/main.py\" --target handle --signature-type http --host 0.0.0.0 --port \"$PORT\"; fi"]

@@ -11,16 +11,13 @@ KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu
 NS ?= mindspace
 
-.PHONY: run test bench setup debs render deploy revisions canary promote rollback clean help
-help:
-	@echo "make run    start the local stack (embedded PostgreSQL, broker, stages, API)"
-	@echo "make test   run the test suite against real parts"
-	@echo "make bench  run the benchmarks in bench/"
-	@echo "make render OVERLAY=cpu|gpu   print the Knative manifests"
+.PHONY: run test test-fast lint bench setup debs render deploy revisions canary promote rollback clean help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(STAMP)
+setup: $(STAMP) ## create .venv and install the Python packages (the other targets call it)
 
-debs:
+debs: ## install the Debian packages the stages and tests call
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
@@ -35,33 +32,40 @@ $(STAMP): pyproject.toml | debs
 	$(BIN)/pip install -q -e '.[models,local,test]'
 	touch $@
 
-run: $(STAMP) debs
+run: $(STAMP) debs ## start the local stack (embedded PostgreSQL, broker, every function, API)
 	$(BIN)/mindspace run
 
-test: $(STAMP) debs
+test: $(STAMP) debs lint ## lint, then every test against real parts
 	$(BIN)/pytest
 
-bench: $(STAMP) debs
+test-fast: $(STAMP) ## the tests that need no running stack, in seconds
+	$(BIN)/pytest -m "not stack"
+
+lint: $(STAMP) ## ruff (the rules in pyproject.toml) and hadolint on the Dockerfile
+	$(BIN)/ruff check .
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+
+bench: $(STAMP) debs ## run every benchmark in bench/
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # --- operators (a kube context with Knative Serving and Eventing) ---------------------------
-render:
+render: ## print the Knative manifests of OVERLAY=cpu|gpu
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY)
 
-deploy:
+deploy: ## apply OVERLAY to namespace NS of the current kube context
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY) | kubectl apply -n $(NS) -f -
 
 # Traffic between revisions of one function: make canary SVC=embed PERCENT=10, then promote or rollback.
 SVC ?= api
 PERCENT ?= 10
-revisions:
+revisions: ## SVC's revisions and its traffic split
 	NS=$(NS) knative/rollout.sh revisions $(SVC)
-canary:
+canary: ## PERCENT of SVC's traffic to its latest revision
 	NS=$(NS) knative/rollout.sh canary $(SVC) $(PERCENT)
-promote:
+promote: ## all of SVC's traffic to the candidate
 	NS=$(NS) knative/rollout.sh promote $(SVC)
-rollback:
+rollback: ## all of SVC's traffic back to the current revision
 	NS=$(NS) knative/rollout.sh rollback $(SVC)
 
-clean:
+clean: ## remove .venv and .mindspace (all local data)
 	rm -rf $(VENV) .mindspace *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response, UploadFile
@@ -13,17 +14,25 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api import browse
-from api.deps import DB, User, blobs, cfg, emit, log
+from api.deps import DB, Api, Runtime, User, log
 from api.media import sniff
 from events import catalogue, wire
-from events.catalogue import FileUploaded
-from shared import db
+from events.catalogue import FileUploaded, TextExtracted
 from shared.blobs import file_key
 
-EXTRACTORS = ("extract", "ocr", "transcribe")  # the stages that make text of an upload
 UPLOADS = Counter("mindspace_uploads_total", "Uploads by result", ["result"])
 
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    """Knative's lifecycle for the API: start when the server starts, stop when it shuts down."""
+    app.state.api = Api()
+    app.state.api.start()
+    yield
+    app.state.api.stop()
+
+
 app = FastAPI(
+    lifespan=lifespan,
     title="Mindspace API",
     version="0.1.0",
     description="Upload what you capture; search it by meaning and words, browse its tags and clusters. "
@@ -67,13 +76,15 @@ def _file(conn, user: str, file_id: uuid.UUID) -> File:
         raise HTTPException(404, f"no file {file_id}")
     stages = conn.execute(
         "SELECT * FROM file_stages WHERE file_id = %s ORDER BY started_at", (file_id,)).fetchall()
-    extraction = next((s["detail"] for s in stages if s["stage"] in EXTRACTORS), None)
+    # How the text was obtained: the record of whichever stage emitted the file's text.extracted.
+    extraction = next((s["detail"] for s in stages if TextExtracted.type in s["emitted"]), None)
     return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction,
                 tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]))
 
 
 @app.post("/v1/files", status_code=201, response_model=File)
-async def upload(file: UploadFile, user: User, response: Response, request: Request) -> File:
+async def upload(file: UploadFile, user: User, api: Runtime, response: Response, request: Request) -> File:
+    cfg = api.cfg
     declared = int(request.headers.get("content-length") or 0)
     if declared > cfg.max_upload_bytes + 64 * 1024:
         UPLOADS.labels("too_large").inc()
@@ -85,17 +96,17 @@ async def upload(file: UploadFile, user: User, response: Response, request: Requ
     if not data:
         UPLOADS.labels("empty").inc()
         raise HTTPException(422, "the file is empty")
-    return await run_in_threadpool(_store, user, file.filename or "upload", data, response)
+    return await run_in_threadpool(_store, api, user, file.filename or "upload", data, response)
 
 
-def _store(user: str, filename: str, data: bytes, response: Response) -> File:
+def _store(api: Api, user: str, filename: str, data: bytes, response: Response) -> File:
     sha = hashlib.sha256(data).hexdigest()
     media_type, category = sniff(data, filename)
     file_id = uuid.uuid4()
-    with db.pool(cfg.database_url, cfg.db_pool_size).connection() as c:
+    with api.pool.connection() as c:
         existing = c.execute("SELECT id FROM files WHERE user_id = %s AND sha256 = %s", (user, sha)).fetchone()
         if existing is None:
-            uri = blobs.put(file_key(user, file_id, "original"), data, media_type)
+            uri = api.blobs.put(file_key(user, file_id, "original"), data, media_type)
             c.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
             inserted = c.execute(
                 """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)
@@ -105,7 +116,7 @@ def _store(user: str, filename: str, data: bytes, response: Response) -> File:
             ).fetchone()
             c.commit()
             if inserted is None:  # a concurrent upload of the same bytes won the race
-                blobs.delete(uri)
+                api.blobs.delete(uri)
                 existing = c.execute(
                     "SELECT id FROM files WHERE user_id = %s AND sha256 = %s", (user, sha)).fetchone()
         if existing is not None:
@@ -120,12 +131,12 @@ def _store(user: str, filename: str, data: bytes, response: Response) -> File:
     event = FileUploaded(file_id=row["id"], user_id=user, blob_uri=row["blob_uri"], filename=row["filename"],
                          media_type=row["media_type"], category=row["category"], size=row["size"],
                          sha256=row["sha256"])
-    emit(wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"]))),
+    api.emit(wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"]))),
          "the file is stored, upload it again to resume it")
     log.info("user %s uploaded %s (%s, %s, %d bytes) as %s", user, filename, media_type, category,
              len(data), row["id"])
     UPLOADS.labels("accepted").inc()
-    with db.pool(cfg.database_url).connection() as c:
+    with api.pool.connection() as c:
         record = _file(c, user, row["id"])
     record.duplicate = response.status_code == 200
     return record
@@ -145,13 +156,13 @@ def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
 
 
 @app.delete("/v1/files/{file_id}", status_code=204)
-def delete_file(file_id: uuid.UUID, user: User, c: DB) -> Response:
+def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response:
     row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING id",
                     (file_id, user)).fetchone()  # chunks and stage records go with it (cascade)
     c.commit()
     if row is None:
         raise HTTPException(404, f"no file {file_id}")
-    blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
+    api.blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)
 
 
@@ -161,9 +172,8 @@ def healthz():
 
 
 @app.get("/readyz", include_in_schema=False)
-def readyz(c: DB):
-    c.execute("SELECT 1")
-    return {"status": "ready"}
+def readyz(api: Runtime):
+    return {"status": "ready" if api.ready() else "not ready"}
 
 
 @app.get("/metrics", include_in_schema=False)

@@ -22,7 +22,6 @@ from rich.progress import track
 
 from common import StageHarness, peak_mib
 
-os.environ.setdefault("AUTH_MODE", "dev")  # api.browse brings the API's dependencies with it
 USER, DIM, PER_FILE, TOPICS = "bench", 384, 4, 40
 WORDS = np.array("garden budget music travel invoice river lighthouse market basil guitar savings piano "
                  "tomato mortgage violin harbour ferry recipe dough orchid ledger tax concert".split())
@@ -78,9 +77,9 @@ def main() -> None:
     args = p.parse_args()
     if args.ef:
         os.environ["SEARCH_EF"] = str(args.ef)
-    from api import browse
+    from api import search
+    from local.stack import Stack
     from shared import db
-    from shared.stack import Stack
 
     data = Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp"))
     harness = StageHarness("cluster", data_dir=data)
@@ -91,7 +90,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     try:
         for size in args.sizes:
-            print(f"== {size} chunks ({size // PER_FILE} files) for one user, hnsw.ef_search {browse.cfg.search_ef}")
+            print(f"== {size} chunks ({size // PER_FILE} files) for one user, hnsw.ef_search {harness.cfg.search_ef}")
             with pool.connection() as conn:
                 conn.autocommit = True
                 centres = load(conn, size, rng)
@@ -111,13 +110,13 @@ def main() -> None:
                     # A word that about 1 in TOPICS chunks holds, beside a common one.
                     a = base | {"v": q, "k": 40, "q": f"garden topic{i % TOPICS}"}
                     t = time.perf_counter()
-                    approx = browse.vector_ranking(conn, a)
+                    approx = search.vector_ranking(conn, a, harness.cfg.search_ef)
                     timings["vector"].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    browse.vector_ranking(conn, a | {"tag": "oslo"})
+                    search.vector_ranking(conn, a | {"tag": "oslo"}, harness.cfg.search_ef)
                     timings["vector + tag filter"].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    browse.rankings_for(conn, a, "hybrid")
+                    search.rankings_for(conn, a, "hybrid", harness.cfg.search_ef)
                     timings["hybrid"].append(time.perf_counter() - t)
                     exact = [keys[i] for i in np.argsort(1 - matrix @ q)[:10]]  # brute force in numpy
                     recall.append(len(set(approx[:10]) & set(exact)) / 10)

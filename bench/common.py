@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import resource
 import tempfile
 import time
@@ -11,7 +12,6 @@ from pathlib import Path
 from events.catalogue import Category, FileUploaded
 from shared.blobs import LocalBlobStore, file_key
 from shared.config import Settings
-from shared.stack import load_stage
 from shared.stage import Context
 
 
@@ -22,7 +22,7 @@ class StageHarness:
         settings.setdefault("data_dir", Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp")))
         self.cfg = Settings(**settings)
         self.blobs = LocalBlobStore(self.cfg.blob_dir)
-        self.stage = load_stage(name)
+        self.stage = importlib.import_module(f"functions.{name}.main").handle.stage
         self.stage.start(self.cfg)
 
     def upload(self, filename: str, data: bytes, media_type: str, category: Category) -> FileUploaded:

@@ -1,1 +1,1 @@
-"""The event catalogue (catalogue.py), the CloudEvents wire format (wire.py) and the local broker."""
+"""The event catalogue (catalogue.py), the CloudEvents wire format (wire.py) and the routes (routes.py)."""

@@ -40,8 +40,11 @@ class EventData(BaseModel):
     type: ClassVar[str] = ""
     # Extension attribute name -> data field, so Triggers can filter on it without reading data.
     extensions: ClassVar[dict[str, str]] = {}
-    # True for events that report an outcome; no stage has to consume them.
+    # True for the events that report a stage's outcome for a file: a file is ready once it has them
+    # all (see `outcomes`). No stage has to consume them.
     outcome: ClassVar[bool] = False
+    # True for the events that announce a file's end (ready, failed): whoever cares subscribes.
+    announcement: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -103,6 +106,24 @@ class FileClustered(FileEvent):
     cluster_id: int | None = None
 
 
+class FileReady(FileEvent):
+    """A file reached `ready`: emitted once, by the stage whose outcome completed it."""
+
+    type = "com.mindspace.file.ready"
+    announcement = True
+    filename: str = Field(max_length=1024)
+
+
+class FileFailed(FileEvent):
+    """A file ended as `failed` or `unsupported`, with the reason a person can read."""
+
+    type = "com.mindspace.file.failed"
+    announcement = True
+    filename: str = Field(max_length=1024)
+    status: str
+    reason: str = Field(max_length=2000)
+
+
 class ClustersRefresh(EventData):
     """Re-cluster one user's files in full (the API on request, or the nightly tick fanned out)."""
 
@@ -136,6 +157,21 @@ def parse(event_type: str, data: object) -> EventData:
     except KeyError:
         raise UnknownEventType(f"unknown event type {event_type!r}; known: {sorted(CATALOGUE)}") from None
     return model.model_validate(data)
+
+
+def outcomes() -> frozenset[str]:
+    """The outcome events a file needs to be ready: every stage that applies to a file reports one."""
+    return frozenset(t for t, model in CATALOGUE.items() if model.outcome)
+
+
+def announce(file: dict | None, reached: str | None, reason: str = "") -> list[EventData]:
+    """The announcement of a file's transition to `reached` (from shared/lifecycle.py), if any."""
+    if file is None or reached is None:
+        return []
+    ids = {"file_id": file["id"], "user_id": file["user_id"], "filename": file["filename"]}
+    if reached == "ready":
+        return [FileReady(**ids)]
+    return [FileFailed(**ids, status=reached, reason=reason[:2000] or reached)]
 
 
 def reply_id(consumer: str, source: str, event_id: str) -> str:

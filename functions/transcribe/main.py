@@ -8,7 +8,7 @@ import io
 import av
 
 from events.catalogue import FileUploaded, TextExtracted
-from shared.models import whisper
+from shared.models import Whisper
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
@@ -31,10 +31,13 @@ class Transcribe(Stage):
     consumes = (FileUploaded,)
 
     def start(self, cfg) -> None:
-        self.model = whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type)
+        self.model = Whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type, cfg.model_idle_seconds)
         self.options = dict(beam_size=cfg.whisper_beam_size, language=cfg.whisper_language or None,
                             vad_filter=True)
         self.max_seconds = cfg.max_recording_seconds
+
+    def stop(self) -> None:
+        self.model.unload()
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         data = ctx.blobs.get(event.blob_uri)
@@ -53,7 +56,7 @@ class Transcribe(Stage):
 
     def transcribe(self, data: bytes) -> tuple[TextDoc, object]:
         try:
-            segments, info = self.model.get().transcribe(io.BytesIO(data), **self.options)
+            segments, info = self.model.run(io.BytesIO(data), **self.options)
             doc, texts, start, end = TextDoc(), [], 0.0, 0.0
             for seg in segments:  # a generator: decoding happens here
                 if texts and (sum(map(len, texts)) > STRETCH_CHARS or seg.end - start > STRETCH_SECONDS):

@@ -43,9 +43,9 @@ def stages_line(f: dict) -> str:
 def cmd_run(args) -> None:
     import logging
 
+    from local.stack import Stack
     from shared.config import settings
     from shared.observability import setup_logging
-    from shared.stack import Stack
 
     setup_logging("stack", "INFO")
     stack = Stack(settings(), port=args.port)
@@ -58,14 +58,6 @@ def cmd_run(args) -> None:
                   f"(OpenAPI: {stack.api_url}/docs)\nTry: [cyan]mindspace upload notes.md[/] then "
                   f"[cyan]mindspace search 'what did I write about…'[/]   Ctrl-C stops it.\n")
     stack.watch()
-
-
-def cmd_serve(args) -> None:
-    """Serve one function: the API with uvicorn, a stage with functions-framework (as in the image)."""
-    from shared.stack import serve_argv
-
-    argv = serve_argv(args.function, args.host, args.port)
-    os.execvp(argv[0], argv)
 
 
 def cmd_migrate(args) -> None:
@@ -180,7 +172,7 @@ def cmd_dead_letters(args) -> None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from shared import progress
+    from shared import lifecycle
     from shared.config import settings
 
     cfg = settings()
@@ -209,7 +201,7 @@ def cmd_dead_letters(args) -> None:
         for r in rows:
             event = {k: v for k, v in r["event"].items() if not k.startswith("knativeerror")}
             if r["file_id"]:
-                progress.reopen(conn, r["file_id"])
+                lifecycle.reopen(conn, r["file_id"])
             headers, body = wire.binary(wire.from_json(event))
             httpx.post(sink, headers=headers, content=body, timeout=30).raise_for_status()
             conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (r["id"],))
@@ -231,11 +223,6 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("run", help="start the local stack")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser("serve", help="serve one function (api or a folder of functions/)")
-    s.add_argument("function")
-    s.add_argument("--host", default="0.0.0.0")
-    s.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
-    s.set_defaults(func=cmd_serve)
     sub.add_parser("broker", help="the local broker (the local stack starts it; see --help)")
     s = sub.add_parser("migrate", help="apply the database migrations")
     s.set_defaults(func=cmd_migrate)
@@ -274,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     s.set_defaults(func=cmd_delete)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["broker"]:  # its options are its own
-        from events.broker import main as broker_main
+        from local.broker import main as broker_main
 
         return broker_main(argv[1:])
     args = p.parse_args(argv)

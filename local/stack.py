@@ -29,21 +29,8 @@ def function_names() -> list[str]:
     return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "main.py").exists())
 
 
-def load_stage(name: str):
-    """The Stage instance of functions/NAME/main.py (for tests and benchmarks that call it in-process)."""
-    import importlib.util
-
-    from shared.stage import Stage
-
-    spec = importlib.util.spec_from_file_location(f"functions_{name}", FUNCTIONS / name / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return next(v() for v in vars(module).values()
-                if isinstance(v, type) and issubclass(v, Stage) and getattr(v, "name", None) == name)
-
-
 def serve_argv(function: str, host: str, port: int) -> list[str]:
-    """How a function is served, on the local stack and in its container alike."""
+    """How a function is served: the same servers and arguments as its container's CMD (Dockerfile)."""
     bin_dir = Path(sys.executable).parent
     if function == "api":
         return [sys.executable, "-m", "uvicorn", "api.app:app", "--host", host, "--port", str(port),
@@ -94,8 +81,7 @@ class Stack:
         for name, port in self.function_ports.items():
             self._spawn(name, serve_argv(name, "127.0.0.1", port))
         services = [f"--service={n}=http://127.0.0.1:{p}" for n, p in self.function_ports.items()]
-        self._spawn("broker", [str(Path(sys.executable).parent / "mindspace"), "broker", "--port",
-                               str(self.broker_port), *services])
+        self._spawn("broker", [sys.executable, "-m", "local.broker", "--port", str(self.broker_port), *services])
         self._spawn("api", serve_argv("api", "127.0.0.1", self.port))
 
     def wait_ready(self, timeout: float = 90) -> None:

@@ -1,0 +1,1 @@
+"""The cluster stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The deadletter stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The embed stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The extract stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The ocr stage: main.py is its function."""

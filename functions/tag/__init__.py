@@ -1,0 +1,1 @@
+"""The tag stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The transcribe stage: main.py is its function."""
