@@ -13,11 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api import browse
+from api import account, browse, reminders
 from api.deps import DB, Api, Runtime, User, log
 from api.media import sniff
+from api.reminders import Reminder
 from events import catalogue, wire
-from events.catalogue import FileUploaded, TextExtracted
+from events.catalogue import FileDeleted, FileUploaded, TextExtracted
 from shared.blobs import file_key
 
 UPLOADS = Counter("mindspace_uploads_total", "Uploads by result", ["result"])
@@ -40,6 +41,8 @@ app = FastAPI(
     "`Bearer dev:<user>`.",
 )
 app.include_router(browse.router)
+app.include_router(reminders.router)
+app.include_router(account.router)
 
 
 class Stage(BaseModel):
@@ -49,6 +52,12 @@ class Stage(BaseModel):
     error: str | None
     started_at: Any
     finished_at: Any
+
+
+class Backup(BaseModel):
+    status: str  # pending, done, failed
+    uri: str | None = None  # gs://bucket/object, once done
+    reason: str | None = None  # why it failed
 
 
 class File(BaseModel):
@@ -67,6 +76,8 @@ class File(BaseModel):
     extraction: dict | None = None
     tags: list[browse.FileTag] = []
     cluster: browse.ClusterRef | None = None  # None: not clustered yet, or noise
+    reminders: list[Reminder] = []  # suggested from its text, or set for it by hand
+    backup: Backup | None = None  # None: the user set no backup bucket
     duplicate: bool = False
 
 
@@ -78,8 +89,19 @@ def _file(conn, user: str, file_id: uuid.UUID) -> File:
         "SELECT * FROM file_stages WHERE file_id = %s ORDER BY started_at", (file_id,)).fetchall()
     # How the text was obtained: the record of whichever stage emitted the file's text.extracted.
     extraction = next((s["detail"] for s in stages if TextExtracted.type in s["emitted"]), None)
+    linked = conn.execute("SELECT * FROM reminders WHERE file_id = %s ORDER BY due_at", (file_id,)).fetchall()
     return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction,
-                tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]))
+                tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]),
+                reminders=[Reminder(**r) for r in linked], backup=backup_of(conn, user, row))
+
+
+def backup_of(conn, user: str, row: dict) -> Backup | None:
+    done = conn.execute("SELECT status, uri, reason FROM backups WHERE file_id = %s", (row["id"],)).fetchone()
+    if done:
+        return Backup(**done)
+    if account.user_settings(conn, user).backup_bucket and row["status"] != "failed":
+        return Backup(status="pending")  # the copy is made once the file is ready
+    return None
 
 
 @app.post("/v1/files", status_code=201, response_model=File)
@@ -157,11 +179,15 @@ def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
 
 @app.delete("/v1/files/{file_id}", status_code=204)
 def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response:
+    backup = c.execute("SELECT uri FROM backups WHERE file_id = %s AND user_id = %s", (file_id, user)).fetchone()
     row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING id",
-                    (file_id, user)).fetchone()  # chunks and stage records go with it (cascade)
-    c.commit()
+                    (file_id, user)).fetchone()  # chunks, stage records, reminders go with it (cascade)
     if row is None:
         raise HTTPException(404, f"no file {file_id}")
+    # Announced before the commit: if the broker cannot take it, nothing is deleted and the caller retries.
+    api.emit(wire.make(FileDeleted(file_id=file_id, user_id=user, backup_uri=backup and backup["uri"]), "api"),
+             "nothing was deleted; try again")
+    c.commit()
     api.blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)
 

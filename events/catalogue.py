@@ -2,8 +2,13 @@
 filter on. Reading this file tells the whole pipeline:
 
     API ── file.uploaded ──▶ extract (text, other) ── text.extracted ─┬▶ embed ── text.embedded ──▶ cluster
-        (category=...)       ocr (image, pdf)          ▲                └▶ tag ─── file.tagged          │
-                             transcribe (audio, video) ┘                          file.clustered ◀─────┘
+        (category=...)       ocr (image, pdf)          ▲                ├▶ tag ─── file.tagged          │
+                             transcribe (audio, video) ┘                └▶ suggest ─ reminders.suggested │
+                                                                                  file.clustered ◀─────┘
+    the stage whose outcome completes a file ── file.ready ─┬▶ notify (if the user asked) ──▶ FCM / inbox
+    any stage that ends a file, the dead-letter sink ─ file.failed ─┘   └▶ backup (file.ready) ──▶ their GCS bucket
+    API (DELETE /v1/files/{id}) ── file.deleted ──▶ backup (deletes the copy)
+    PingSource (task=reminders, every minute) ── ping ──▶ remind ── notification.requested ──▶ notify
     PingSource (task=recluster) ── dev.knative.sources.ping ──▶ cluster ── clusters.refresh (per user) ──▶ cluster
     API (POST /v1/clusters/refresh) ── clusters.refresh ──▶ cluster
 
@@ -106,6 +111,43 @@ class FileClustered(FileEvent):
     cluster_id: int | None = None
 
 
+class RemindersSuggested(FileEvent):
+    """The dates and times a file's text holds, proposed as reminders (status `suggested`)."""
+
+    type = "com.mindspace.reminders.suggested"
+    outcome = True
+    reminders: int = Field(ge=0)
+
+
+class FileDeleted(EventData):
+    """A file is gone (its rows and blobs with it): what was made of it elsewhere goes too. Not a
+    FileEvent, since no stage can find the file any more; it carries what they need."""
+
+    type = "com.mindspace.file.deleted"
+    file_id: uuid.UUID
+    user_id: str = Field(min_length=1, max_length=128)
+    backup_uri: str | None = None
+
+
+class NotificationKind(StrEnum):
+    reminder = "reminder"
+    file_ready = "file.ready"
+    file_failed = "file.failed"
+
+
+class NotificationRequested(EventData):
+    """Tell a person something: pushed to their devices, or kept in their inbox."""
+
+    type = "com.mindspace.notification.requested"
+    user_id: str = Field(min_length=1, max_length=128)
+    key: str = Field(min_length=1, max_length=300)  # what it is about: the same key is sent once
+    kind: NotificationKind
+    title: str = Field(max_length=300)
+    body: str = Field(default="", max_length=2000)
+    reminder_id: int | None = None
+    file_id: uuid.UUID | None = None
+
+
 class FileReady(FileEvent):
     """A file reached `ready`: emitted once, by the stage whose outcome completed it."""
 
@@ -132,9 +174,10 @@ class ClustersRefresh(EventData):
 
 
 class Task(StrEnum):
-    """Scheduled jobs, each a PingSource in knative/base/schedules.yaml (reminders join here)."""
+    """Scheduled jobs, each a PingSource in knative/base/schedules.yaml."""
 
     recluster = "recluster"
+    reminders = "reminders"
 
 
 class ScheduledTask(EventData):

@@ -99,6 +99,12 @@ def pings(base: Path = KNATIVE_BASE) -> list[Ping]:
             and o["spec"]["sink"].get("ref", {}).get("kind") == "Broker"]
 
 
+def sink_bound(base: Path = KNATIVE_BASE) -> set[str]:
+    """The Services a SinkBinding gives K_SINK (the broker's address): the only ones that may post to it."""
+    return {o["spec"]["subject"]["name"] for o in manifests(base) if o["kind"] == "SinkBinding"
+            and o["spec"]["sink"].get("ref", {}).get("kind") == "Broker"}
+
+
 def load(base: Path = KNATIVE_BASE) -> list[Route]:
     objects = manifests(base)
     brokers = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Broker"}

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from events import routes
 from shared import db
 from shared.config import Settings
 
@@ -53,6 +54,7 @@ class Stack:
         self.database_url = cfg.database_url
         self.broker_port = port + 1
         self.function_ports = {name: port + 10 + i for i, name in enumerate(function_names())}
+        self.sink_bound = routes.sink_bound()
 
     @property
     def api_url(self) -> str:
@@ -69,13 +71,22 @@ class Stack:
         self.database_url = self._pg.get_uri()
         log.info("embedded PostgreSQL (pgvector) with its data in %s", self.data_dir / "pg")
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir),
-                "K_SINK": f"http://127.0.0.1:{self.broker_port}/default", "AUTH_MODE": "dev",
+    @property
+    def broker_url(self) -> str:
+        return f"http://127.0.0.1:{self.broker_port}/default"
+
+    def env(self, name: str | None = None) -> dict[str, str]:
+        """A process's environment. K_SINK only where a SinkBinding gives it on a cluster, so a function
+        that posts to the broker without one fails here as it would there."""
+        env = {k: v for k, v in os.environ.items() if k != "K_SINK"}
+        env |= {"DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "AUTH_MODE": "dev",
                 "PYTHONPATH": str(ROOT), **self.extra_env}
+        if name in self.sink_bound:
+            env["K_SINK"] = self.broker_url
+        return env
 
     def _spawn(self, name: str, argv: list[str]) -> None:
-        self.procs[name] = subprocess.Popen(argv, env=self.env(), cwd=ROOT, start_new_session=True)
+        self.procs[name] = subprocess.Popen(argv, env=self.env(name), cwd=ROOT, start_new_session=True)
 
     def start_processes(self) -> None:
         for name, port in self.function_ports.items():
@@ -113,7 +124,7 @@ class Stack:
             raise
         # Where operator tools (mindspace dead-letters) find the running stack.
         self.info_file.write_text(json.dumps({"database_url": self.database_url, "api": self.api_url,
-                                              "broker": self.env()["K_SINK"]}))
+                                              "broker": self.broker_url}))
         return self
 
     @property

@@ -64,19 +64,23 @@ class LocalBlobStore:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def gcs_client():
+    """The real google-cloud-storage client, with the pod's own service account; STORAGE_EMULATOR_HOST
+    points it at an emulator (the tests'), which takes no credentials."""
+    from google.cloud import storage  # imported here: the local stack never pays for it
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project="mindspace", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
 class GCSBlobStore:
     """The real google-cloud-storage client; STORAGE_EMULATOR_HOST points it at an emulator."""
 
     def __init__(self, bucket: str):
-        from google.cloud import storage  # imported here: the local stack never pays for it
-
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
-
-            client = storage.Client(project="mindspace", credentials=AnonymousCredentials())
-        else:
-            client = storage.Client()
-        self.bucket = client.bucket(bucket)
+        self.bucket = gcs_client().bucket(bucket)
 
     def _blob(self, uri: str):
         parsed = urlparse(uri)

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     firebase_project_id: str = ""
     # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
     firebase_certs_url: str = ""
+    # A Firebase service-account JSON (a mounted Secret) lets the notify stage push through FCM; without
+    # one, notifications are recorded in the user's inbox only. FCM_URL replaces FCM's endpoint (tests).
+    firebase_credentials: str = ""
+    fcm_url: str = ""
+    # Backups above this size go to Cloud Storage as resumable uploads, in chunks.
+    backup_resumable_above: int = 8 * 1024 * 1024
     # A model unused this long is let go (0: kept for the life of the process).
     model_idle_seconds: float = 600
     log_level: str = "INFO"

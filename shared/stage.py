@@ -96,6 +96,9 @@ class Stage:
     def stop(self) -> None:
         pass
 
+    # Whether it may post to the broker (K_SINK): more than one reply, or a file's announcement beside
+    # a refusal. Such a function needs a SinkBinding (knative/base/sinks.yaml); a test keeps them agreed.
+    posts_to_broker: ClassVar[bool] = True
     # Knative drops what a dead-letter sink answers, so such a stage posts its events to K_SINK.
     reply_to_sink: ClassVar[bool] = False
 

@@ -17,11 +17,13 @@ from psycopg.rows import dict_row
 from local.stack import Stack
 from shared.config import Settings
 
+from fakes import FakeFCM, StorageEmulator
+
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
 
 
-def free_port_block(size: int = 20) -> int:
+def free_port_block(size: int = 32) -> int:
     """A base port with `size` free ports after it (the stack uses base .. base+size-1)."""
     for _ in range(50):
         with socket.socket() as s:
@@ -45,12 +47,30 @@ def free_port_block(size: int = 20) -> int:
 
 
 @pytest.fixture(scope="session")
-def stack():
+def fcm(tmp_path_factory):
+    server = FakeFCM(tmp_path_factory.mktemp("fcm"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    emulator = StorageEmulator("mindspace-backup")
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture(scope="session")
+def stack(fcm, gcs):
     # pgserver drops to its own user, which must be able to reach the data folder.
     data = Path(tempfile.mkdtemp(prefix="mindspace-test-", dir="/tmp"))
     os.chmod(data, 0o755)
     cfg = Settings(data_dir=data, database_url=os.environ.get("TEST_DATABASE_URL"))
-    s = Stack(cfg, port=free_port_block(), env={"MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)})
+    # Notifications go to the loopback FCM, backups to the storage emulator (whose default bucket the
+    # backup tests name), through the real SDKs.
+    s = Stack(cfg, port=free_port_block(), env={
+        "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "FIREBASE_CREDENTIALS": str(fcm.credentials), "FCM_URL": fcm.url,
+        "STORAGE_EMULATOR_HOST": gcs.url, "BACKUP_RESUMABLE_ABOVE": str(64 * 1024)})
     s.start()
     yield s
     s.stop()

@@ -1,38 +1,19 @@
 """Blob storage: local disk, and the real google-cloud-storage client against a storage emulator."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
 from shared.blobs import BlobNotFound, GCSBlobStore, LocalBlobStore
 
+from fakes import StorageEmulator
+
 
 @pytest.fixture(scope="module")
 def gcs_emulator(monkeypatch_module):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).parent / "gcp-storage-emulator"
-    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                             "--default-bucket", "mindspace-test"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    monkeypatch_module.setenv("STORAGE_EMULATOR_HOST", url)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    emulator = StorageEmulator()
+    monkeypatch_module.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+    yield emulator.url
+    emulator.close()
 
 
 @pytest.fixture(scope="module")

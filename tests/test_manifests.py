@@ -96,7 +96,8 @@ def test_the_gpu_overlay_really_asks_for_a_gpu():
 def test_every_setting_has_a_configmap_or_secret_entry(monkeypatch):
     objs = render("cpu")
     config = next(o for o in objs if o["kind"] == "ConfigMap")["data"]
-    secret = yaml.safe_load((ROOT / "knative" / "base" / "secret.template.yaml").read_text())["stringData"]
+    secret = next(d for d in yaml.safe_load_all((ROOT / "knative" / "base" / "secret.template.yaml").read_text())
+                  if d["metadata"]["name"] == "mindspace-secrets")["stringData"]
     for name, field in Settings.model_fields.items():
         env = (field.validation_alias or name).upper()
         if env == "K_SINK":
@@ -130,6 +131,7 @@ def test_autoscaling_bounds_are_the_designs():
         ann = services[name]["spec"]["template"]["metadata"]["annotations"]
         assert ann["autoscaling.knative.dev/max-scale"] == str(bound), name
     assert services["cluster"]["spec"]["template"]["spec"]["containerConcurrency"] == 1
+    assert services["remind"]["spec"]["template"]["spec"]["containerConcurrency"] == 1
 
 
 def test_network_policies_deny_by_default_and_let_knative_in():
@@ -140,7 +142,8 @@ def test_network_policies_deny_by_default_and_let_knative_in():
     pods = [o["spec"]["template"]["metadata"]["labels"] for o in objs if o["kind"] == "Service"]
     assert all(p["app.kubernetes.io/part-of"] == "mindspace" for p in pods)  # every pod is covered
     emitters = next(e["values"] for e in policies["mindspace-to-broker"]["podSelector"]["matchExpressions"])
-    assert set(emitters) == {"api", "cluster"}
+    bound = {o["spec"]["subject"]["name"] for o in objs if o["kind"] == "SinkBinding"}
+    assert set(emitters) == bound  # exactly the functions that post to the broker may reach it
 
 
 def test_the_nightly_pingsource_reaches_a_trigger():
@@ -158,3 +161,17 @@ def test_the_dockerfile_passes_hadolint():
     out = subprocess.run([hadolint, "--config", str(ROOT / ".hadolint.yaml"), str(ROOT / "Dockerfile")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_local_stack_gives_k_sink_where_a_sinkbinding_does():
+    """The cluster's SinkBindings, the stages that post to the broker, and the local stack agree."""
+    import importlib
+
+    from events import routes
+    from local.stack import Stack
+
+    stages = {n: importlib.import_module(f"functions.{n}.main").handle.stage for n in function_names()}
+    assert routes.sink_bound() == {n for n, s in stages.items() if s.posts_to_broker} | {"api"}
+    local = Stack(Settings(database_url="postgresql://localhost/x"))
+    for name in ("api", *function_names()):
+        assert ("K_SINK" in local.env(name)) == (name in routes.sink_bound()), name

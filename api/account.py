@@ -1,0 +1,133 @@
+"""The person's side of the loop: their settings, the devices their phone registered for push
+notifications, and the notifications they were sent (their inbox). Every route is the caller's own."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, Field, field_validator
+
+from api.deps import DB, User
+from shared import schedule
+
+router = APIRouter(tags=["account"])
+# Cloud Storage's bucket naming rules (dots allowed, 3-63 characters, no "goog" prefix).
+BUCKET = re.compile(r"^(?!goog)[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+def ensure_user(c, user: str) -> None:
+    c.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
+
+
+class Settings(BaseModel):
+    timezone: str = "UTC"
+    notify_on_ready: bool = False
+    backup_bucket: str | None = None
+
+
+class SettingsChange(BaseModel):
+    """Only the fields sent change."""
+
+    timezone: str | None = Field(None, examples=["Europe/Berlin"])
+    notify_on_ready: bool | None = None
+    backup_bucket: str | None = Field(None, examples=["my-mindspace-backup"], description="null: no backup")
+
+    @field_validator("timezone")
+    @classmethod
+    def known_zone(cls, v):
+        if v is not None:
+            try:
+                schedule.zone(v)
+            except schedule.BadSchedule as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("backup_bucket")
+    @classmethod
+    def bucket_name(cls, v):
+        if v is not None and not BUCKET.match(v):
+            raise ValueError(f"{v!r} is not a Cloud Storage bucket name (3-63 lowercase letters, digits, . _ -)")
+        return v
+
+
+def user_settings(c, user: str) -> Settings:
+    row = c.execute("SELECT timezone, notify_on_ready, backup_bucket FROM user_settings WHERE user_id = %s",
+                    (user,)).fetchone()
+    return Settings(**row) if row else Settings()
+
+
+@router.get("/v1/settings", response_model=Settings)
+def get_settings(user: User, c: DB) -> Settings:
+    return user_settings(c, user)
+
+
+@router.put("/v1/settings", response_model=Settings)
+def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
+    merged = user_settings(c, user).model_copy(update={k: getattr(change, k) for k in change.model_fields_set})
+    if merged.timezone is None:
+        raise HTTPException(422, "timezone cannot be null; UTC is the default")
+    ensure_user(c, user)
+    c.execute(
+        """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone,
+               notify_on_ready = excluded.notify_on_ready, backup_bucket = excluded.backup_bucket,
+               updated_at = now()""",
+        (user, merged.timezone, merged.notify_on_ready, merged.backup_bucket))
+    c.commit()
+    return merged
+
+
+class Device(BaseModel):
+    token: str = Field(min_length=10, max_length=4096, description="the FCM registration token")
+    platform: Literal["android", "ios", "web"]
+
+
+@router.post("/v1/devices", status_code=201, response_model=Device)
+def register_device(device: Device, user: User, c: DB) -> Device:
+    """Register a device for push notifications; a token seen before moves to the caller (a phone that
+    changed hands, or an app reinstalled under another account)."""
+    ensure_user(c, user)
+    c.execute("""INSERT INTO devices (token, user_id, platform) VALUES (%s, %s, %s)
+                 ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, platform = excluded.platform""",
+              (device.token, user, device.platform))
+    c.commit()
+    return device
+
+
+@router.get("/v1/devices", response_model=list[Device])
+def list_devices(user: User, c: DB) -> list[Device]:
+    return [Device(**r) for r in c.execute("SELECT token, platform FROM devices WHERE user_id = %s ORDER BY created_at",
+                                           (user,)).fetchall()]
+
+
+@router.delete("/v1/devices/{token}", status_code=204)
+def forget_device(token: str, user: User, c: DB) -> Response:
+    row = c.execute("DELETE FROM devices WHERE token = %s AND user_id = %s RETURNING token", (token, user)).fetchone()
+    c.commit()
+    if row is None:
+        raise HTTPException(404, "no such device")
+    return Response(status_code=204)
+
+
+class Notification(BaseModel):
+    id: int
+    kind: str  # reminder, file.ready, file.failed
+    title: str
+    body: str
+    reminder_id: int | None
+    file_id: uuid.UUID | None
+    channel: str  # fcm (pushed) or inbox (recorded only: no Firebase credentials)
+    status: str  # sent, no devices, failed (every token refused), recorded
+    created_at: datetime
+
+
+@router.get("/v1/notifications", response_model=list[Notification])
+def notifications(user: User, c: DB, limit: int = Query(50, ge=1, le=500),
+                  offset: int = Query(0, ge=0)) -> list[Notification]:
+    """The caller's notifications, newest first."""
+    return [Notification(**r) for r in c.execute(
+        "SELECT * FROM notifications WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+        (user, limit, offset)).fetchall()]

@@ -1,0 +1,124 @@
+"""Reminders: set by hand, or suggested from the dates in what the person captured. A repeat rule is an
+RFC 5545 RRULE kept in the reminder's time zone (shared/schedule.py); the remind stage fires them."""
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from api.account import ensure_user, user_settings
+from api.deps import DB, User
+from shared import schedule
+
+router = APIRouter(tags=["reminders"])
+Status = Literal["suggested", "scheduled", "done", "dismissed"]
+
+
+class ReminderIn(BaseModel):
+    title: str = Field(min_length=1, max_length=300)
+    due_at: AwareDatetime = Field(description="RFC 3339 with an offset", examples=["2026-12-01T09:00:00+01:00"])
+    timezone: str | None = Field(None, description="IANA name; default: the caller's setting",
+                                 examples=["Europe/Berlin"])
+    rrule: str | None = Field(None, max_length=500, description="RFC 5545 RRULE without DTSTART",
+                              examples=["FREQ=WEEKLY;BYDAY=MO"])
+    file_id: uuid.UUID | None = None
+
+
+class ReminderChange(BaseModel):
+    """Only the fields sent change. `status`: `scheduled` accepts a suggestion, `dismissed` drops it."""
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    due_at: AwareDatetime | None = None
+    timezone: str | None = None
+    rrule: str | None = Field(None, max_length=500)
+    status: Literal["scheduled", "dismissed"] | None = None
+
+
+class Reminder(BaseModel):
+    id: int
+    title: str
+    status: Status
+    due_at: datetime
+    next_at: datetime | None
+    timezone: str
+    rrule: str | None
+    file_id: uuid.UUID | None
+    passage: str | None  # the sentence a suggestion came from
+    locator: dict | None
+    fired: int
+    last_fired_at: datetime | None
+    created_at: datetime
+
+
+def checked(due_at: datetime, tz: str, rule: str | None) -> datetime:
+    try:
+        return schedule.first(due_at, tz, rule or None, datetime.now(UTC))
+    except schedule.BadSchedule as e:
+        raise HTTPException(422, str(e)) from None
+
+
+def owned(c, user: str, reminder_id: int) -> dict:
+    row = c.execute("SELECT * FROM reminders WHERE id = %s AND user_id = %s", (reminder_id, user)).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no reminder {reminder_id}")
+    return row
+
+
+@router.post("/v1/reminders", status_code=201, response_model=Reminder)
+def create(body: ReminderIn, user: User, c: DB) -> Reminder:
+    tz = body.timezone or user_settings(c, user).timezone
+    due = checked(body.due_at, tz, body.rrule)
+    if body.file_id and not c.execute("SELECT 1 FROM files WHERE id = %s AND user_id = %s",
+                                      (body.file_id, user)).fetchone():
+        raise HTTPException(404, f"no file {body.file_id}")
+    ensure_user(c, user)
+    row = c.execute(
+        """INSERT INTO reminders (user_id, title, due_at, timezone, rrule, next_at, status, file_id)
+           VALUES (%s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING *""",
+        (user, body.title, due, tz, body.rrule or None, due, body.file_id)).fetchone()
+    c.commit()
+    return Reminder(**row)
+
+
+@router.get("/v1/reminders", response_model=list[Reminder])
+def list_reminders(user: User, c: DB, status: Status | None = None, limit: int = Query(100, ge=1, le=500),
+                   offset: int = Query(0, ge=0)) -> list[Reminder]:
+    return [Reminder(**r) for r in c.execute(
+        """SELECT * FROM reminders WHERE user_id = %s AND (%s::text IS NULL OR status = %s)
+           ORDER BY next_at NULLS LAST, id LIMIT %s OFFSET %s""", (user, status, status, limit, offset)).fetchall()]
+
+
+@router.get("/v1/reminders/{reminder_id}", response_model=Reminder)
+def get_reminder(reminder_id: int, user: User, c: DB) -> Reminder:
+    return Reminder(**owned(c, user, reminder_id))
+
+
+@router.patch("/v1/reminders/{reminder_id}", response_model=Reminder)
+def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminder:
+    row = owned(c, user, reminder_id)
+    new = row | {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None or k == "rrule"}
+    if new["status"] == "done" and body.status is None:
+        raise HTTPException(422, "the reminder is done; set a new due_at and status scheduled to use it again")
+    rescheduled = new["status"] in ("scheduled", "suggested") and (
+        body.model_fields_set & {"due_at", "timezone", "rrule"} or row["status"] != new["status"])
+    if rescheduled:  # accepting a suggestion, or a new time: it must lie ahead
+        new["due_at"] = new["next_at"] = checked(new["due_at"], new["timezone"], new["rrule"])
+    if new["status"] == "dismissed":
+        new["next_at"] = None
+    updated = c.execute(
+        """UPDATE reminders SET title = %(title)s, due_at = %(due_at)s, timezone = %(timezone)s, rrule = %(rrule)s,
+                                next_at = %(next_at)s, status = %(status)s, updated_at = now()
+           WHERE id = %(id)s RETURNING *""", new).fetchone()
+    c.commit()
+    return Reminder(**updated)
+
+
+@router.delete("/v1/reminders/{reminder_id}", status_code=204)
+def delete(reminder_id: int, user: User, c: DB) -> Response:
+    owned(c, user, reminder_id)
+    c.execute("DELETE FROM reminders WHERE id = %s", (reminder_id,))
+    c.commit()
+    return Response(status_code=204)

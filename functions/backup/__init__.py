@@ -1,0 +1,1 @@
+"""The backup stage: main.py is its function."""

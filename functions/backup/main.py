@@ -1,0 +1,100 @@
+"""backup: every ready file's original is copied to the Google Cloud Storage bucket its owner named
+(`backup_bucket` in their settings), with the function's own service account: a resumable upload for
+large files, the checksum checked against the stored bytes, metadata naming the file and its owner.
+Deleting the file deletes the copy. A bucket it cannot write to ends the backup as failed, with the
+reason and the role to grant, rather than in the dead-letter list: retrying cannot fix it."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+from urllib.parse import urlparse
+
+from events.catalogue import FileDeleted, FileReady
+from shared.blobs import gcs_client
+from shared.stage import Context, Rejected, Stage, serve
+
+ROLE = "roles/storage.objectUser"  # create, read and delete objects: what the README asks users to grant
+
+
+def object_name(user_id: str, file_id, filename: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", filename).strip("._")[:120] or "file"
+    return f"mindspace/{user_id}/{file_id}/{safe}"
+
+
+class Backup(Stage):
+    name = "backup"
+    consumes = (FileReady, FileDeleted)
+    posts_to_broker = False
+
+    def start(self, cfg) -> None:
+        self.resumable_above = cfg.backup_resumable_above
+        self._client = None
+
+    def client(self):
+        if self._client is None:
+            self._client = gcs_client()
+        return self._client
+
+    def handle(self, event, ctx: Context) -> None:
+        from google.api_core import exceptions as gcs
+
+        if isinstance(event, FileDeleted):
+            if event.backup_uri:
+                uri = urlparse(event.backup_uri)
+                try:
+                    self.client().bucket(uri.netloc).blob(uri.path.lstrip("/")).delete()
+                except gcs.NotFound:
+                    pass  # gone already: a redelivery, or deleted by hand
+                except gcs.Forbidden as e:
+                    raise Rejected(f"cannot delete the backup {event.backup_uri}: grant {ROLE}: {e}") from None
+            return None
+        row = ctx.db.execute("SELECT backup_bucket FROM user_settings WHERE user_id = %s", (event.user_id,)).fetchone()
+        bucket = row and row["backup_bucket"]
+        if not bucket:
+            ctx.detail["skipped"] = "no backup bucket set"
+            return None
+        name = object_name(event.user_id, event.file_id, ctx.file["filename"])
+        uri = f"gs://{bucket}/{name}"
+        done = ctx.db.execute("SELECT 1 FROM backups WHERE file_id = %s AND status = 'done' AND uri = %s",
+                              (event.file_id, uri)).fetchone()
+        if done:
+            ctx.detail["skipped"] = "already backed up"
+            return None
+        data = ctx.blobs.get(ctx.file["blob_uri"])
+        if hashlib.sha256(data).hexdigest() != ctx.file["sha256"]:
+            raise Rejected("the stored bytes no longer match the upload's SHA-256; not backing them up")
+        try:
+            md5 = self.upload(bucket, name, data, ctx.file, event)
+            status, reason = "done", None
+        except (gcs.Forbidden, gcs.NotFound, gcs.Unauthorized) as e:
+            md5, uri, status = None, None, "failed"
+            reason = (f"cannot write to bucket {bucket!r} ({type(e).__name__}): grant the backup function's "
+                      f"service account {ROLE} on it, or check its name")
+        ctx.db.execute(
+            """INSERT INTO backups (file_id, user_id, status, uri, reason, md5) VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (file_id) DO UPDATE SET status = excluded.status, uri = excluded.uri,
+                   reason = excluded.reason, md5 = excluded.md5, updated_at = now()""",
+            (event.file_id, event.user_id, status, uri, reason, md5))
+        ctx.detail.update(status=status, uri=uri, reason=reason)
+        return None
+
+    def upload(self, bucket: str, name: str, data: bytes, file: dict, event: FileReady) -> str:
+        """Upload with the client's checksum check, then compare the stored object's MD5 with ours."""
+        blob = self.client().bucket(bucket).blob(name)
+        blob.metadata = {"mindspace-file-id": str(event.file_id), "mindspace-user-id": event.user_id,
+                         "mindspace-sha256": file["sha256"], "mindspace-filename": file["filename"][:500]}
+        if len(data) > self.resumable_above:  # without a size the client uploads in resumable chunks
+            blob.chunk_size = 8 * 1024 * 1024
+            blob.upload_from_file(io.BytesIO(data), content_type=file["media_type"], checksum="crc32c")
+        else:
+            blob.upload_from_string(data, content_type=file["media_type"], checksum="md5")
+        blob.reload()
+        ours = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324 (GCS's checksum, not security)
+        if blob.md5_hash and blob.md5_hash != ours:
+            raise RuntimeError(f"the stored copy's MD5 {blob.md5_hash} is not the file's {ours}")
+        return ours
+
+
+handle = serve(Backup())

@@ -1,0 +1,1 @@
+"""The notify stage: main.py is its function, fcm.py its Firebase Cloud Messaging client."""

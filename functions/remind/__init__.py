@@ -1,0 +1,1 @@
+"""The remind stage: main.py is its function."""

@@ -1,0 +1,1 @@
+"""The suggest stage: main.py is its function."""

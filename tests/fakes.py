@@ -1,0 +1,116 @@
+"""Stand-ins for the remote services that cannot run here, at the wire: a loopback server speaking
+FCM's HTTP v1 protocol and Google's OAuth token endpoint (the real firebase-admin SDK makes its real
+requests to it), and gcp-storage-emulator for the real google-cloud-storage client."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+PROJECT = "mindspace-test"
+
+
+def fcm_error(code: int, status: str, error_code: str | None = None, message: str = "") -> tuple[int, dict]:
+    """FCM's error body: google.rpc.Status with an FcmError detail (firebase-admin reads its @type)."""
+    details = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": error_code}] \
+        if error_code else []
+    return code, {"error": {"code": code, "message": message or status, "status": status, "details": details}}
+
+
+UNREGISTERED = fcm_error(404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found.")
+INVALID = fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM token")
+QUOTA = fcm_error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for this device.")
+
+
+class FakeFCM:
+    """`script[token]` lists the answers the next sends to that token get (then success); `sent` keeps
+    every message FCM accepted, `attempts[token]` counts every try."""
+
+    def __init__(self, folder: Path):
+        self.script: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+        self.sent: list[dict] = []
+        self.attempts: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.path == "/token":  # google-auth's JWT-bearer grant for the service account
+                    return self.answer(200, {"access_token": "test-token", "expires_in": 3600,
+                                             "token_type": "Bearer"})
+                if not self.path.endswith("/messages:send") or self.headers.get("authorization") != \
+                        "Bearer test-token":
+                    return self.answer(401, fcm_error(401, "UNAUTHENTICATED")[1])
+                message = json.loads(body)["message"]
+                with fake.lock:
+                    fake.attempts[message["token"]] += 1
+                    scripted = fake.script[message["token"]]
+                    code, answer = scripted.pop(0) if scripted else (200, None)
+                    if code == 200:
+                        fake.sent.append(message)
+                        answer = {"name": f"projects/{PROJECT}/messages/{len(fake.sent)}"}
+                self.answer(code, answer)
+
+            def answer(self, code: int, body: dict):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.credentials = folder / "firebase-service-account.json"
+        self.credentials.write_text(json.dumps({
+            "type": "service_account", "project_id": PROJECT, "private_key_id": "test-key",
+            "private_key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()).decode(),
+            "client_email": f"notify@{PROJECT}.iam.gserviceaccount.com", "client_id": "1",
+            "token_uri": f"{self.url}/token"}))
+
+    def to(self, token: str) -> list[dict]:
+        with self.lock:
+            return [m for m in self.sent if m["token"] == token]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+class StorageEmulator:
+    """gcp-storage-emulator in its own process, in memory."""
+
+    def __init__(self, bucket: str = "mindspace-test"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        exe = Path(sys.executable).parent / "gcp-storage-emulator"
+        self.proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
+                                      "--default-bucket", bucket], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(self.url, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
