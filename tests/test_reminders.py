@@ -150,6 +150,14 @@ def test_notify_on_ready_tells_the_user_a_file_is_ready(user, fcm):
     assert n["file_id"] == f["id"] and "bread.md" in n["title"] and n["status"] == "sent"
 
 
+def test_notify_on_ready_tells_the_user_a_file_could_not_be_read(user):
+    user.http.put("/v1/settings", json={"notify_on_ready": True})
+    f = user.upload("song.txt", bytes(range(256)) * 64).json()  # random bytes named as a note
+    assert user.wait(f["id"])["status"] in ("unsupported", "failed")
+    (n,) = wait_for(lambda: notifications(user, "file.failed"), what="the file.failed notification")
+    assert n["file_id"] == f["id"] and "song.txt" in n["title"] and n["body"]
+
+
 def bucket_blobs(gcs, bucket: str) -> dict:
     client = storage.Client(project="test", credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": gcs.url})
