@@ -223,9 +223,16 @@ def local_time(text: str, tz: str) -> str:
     return when.isoformat()
 
 
+def in_zone(stamp: str, tz: str) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return f"{datetime.fromisoformat(stamp).astimezone(ZoneInfo(tz)):%a %Y-%m-%d %H:%M}"
+
+
 def reminder_row(table: Table, r: dict) -> None:
-    when = r["next_at"] or r["due_at"]
-    table.add_row(str(r["id"]), r["status"], r["title"][:60], str(when)[:16].replace("T", " "), r["timezone"],
+    when = in_zone(r["next_at"] or r["due_at"], r["timezone"])
+    table.add_row(str(r["id"]), r["status"], r["title"][:60], when, r["timezone"],
                   r["rrule"] or "", (r["file_id"] or "")[:8])
 
 
@@ -235,7 +242,7 @@ def cmd_remind(args) -> None:
         body = {"title": args.title, "due_at": local_time(args.at, tz), "timezone": tz, "rrule": args.every,
                 "file_id": args.file}
         r = check(c.post("/v1/reminders", json={k: v for k, v in body.items() if v is not None}))
-    console.print(f"reminder {r['id']}: [bold]{r['title']}[/] at {r['next_at'][:16].replace('T', ' ')} "
+    console.print(f"reminder {r['id']}: [bold]{r['title']}[/] at {in_zone(r['next_at'], r['timezone'])} "
                   f"({r['timezone']}){' repeating ' + r['rrule'] if r['rrule'] else ''}")
 
 

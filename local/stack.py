@@ -92,7 +92,7 @@ class Stack:
         for name, port in self.function_ports.items():
             self._spawn(name, serve_argv(name, "127.0.0.1", port))
         services = [f"--service={n}=http://127.0.0.1:{p}" for n, p in self.function_ports.items()]
-        self._spawn("broker", [sys.executable, "-m", "local.broker", "--port", str(self.broker_port), *services])
+        self._spawn("broker", [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port), *services])
         self._spawn("api", serve_argv("api", "127.0.0.1", self.port))
 
     def wait_ready(self, timeout: float = 90) -> None:
