@@ -66,9 +66,10 @@ def get_settings(user: User, c: DB) -> Settings:
 
 @router.put("/v1/settings", response_model=Settings)
 def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
+    for name in ("timezone", "notify_on_ready"):
+        if name in change.model_fields_set and getattr(change, name) is None:
+            raise HTTPException(422, f"{name} cannot be null (only backup_bucket can: null stops backups)")
     merged = user_settings(c, user).model_copy(update={k: getattr(change, k) for k in change.model_fields_set})
-    if merged.timezone is None:
-        raise HTTPException(422, "timezone cannot be null; UTC is the default")
     ensure_user(c, user)
     c.execute(
         """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket) VALUES (%s, %s, %s, %s)

@@ -89,7 +89,8 @@ def _file(conn, user: str, file_id: uuid.UUID) -> File:
         "SELECT * FROM file_stages WHERE file_id = %s ORDER BY started_at", (file_id,)).fetchall()
     # How the text was obtained: the record of whichever stage emitted the file's text.extracted.
     extraction = next((s["detail"] for s in stages if TextExtracted.type in s["emitted"]), None)
-    linked = conn.execute("SELECT * FROM reminders WHERE file_id = %s ORDER BY due_at", (file_id,)).fetchall()
+    linked = conn.execute("SELECT * FROM reminders WHERE file_id = %s AND user_id = %s ORDER BY due_at",
+                          (file_id, user)).fetchall()
     return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction,
                 tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]),
                 reminders=[Reminder(**r) for r in linked], backup=backup_of(conn, user, row))
@@ -99,7 +100,7 @@ def backup_of(conn, user: str, row: dict) -> Backup | None:
     done = conn.execute("SELECT status, uri, reason FROM backups WHERE file_id = %s", (row["id"],)).fetchone()
     if done:
         return Backup(**done)
-    if account.user_settings(conn, user).backup_bucket and row["status"] != "failed":
+    if account.user_settings(conn, user).backup_bucket and row["status"] in ("processing", "ready"):
         return Backup(status="pending")  # the copy is made once the file is ready
     return None
 
@@ -180,13 +181,16 @@ def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
 @app.delete("/v1/files/{file_id}", status_code=204)
 def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response:
     backup = c.execute("SELECT uri FROM backups WHERE file_id = %s AND user_id = %s", (file_id, user)).fetchone()
+    # Suggestions go with the file; reminders the user set or accepted stay, unpinned (ON DELETE SET NULL).
+    c.execute("DELETE FROM reminders WHERE file_id = %s AND user_id = %s AND status = 'suggested'", (file_id, user))
     row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING id",
-                    (file_id, user)).fetchone()  # chunks, stage records, reminders go with it (cascade)
+                    (file_id, user)).fetchone()  # chunks, stage records, backups go with it (cascade)
     if row is None:
         raise HTTPException(404, f"no file {file_id}")
     # Announced before the commit: if the broker cannot take it, nothing is deleted and the caller retries.
-    api.emit(wire.make(FileDeleted(file_id=file_id, user_id=user, backup_uri=backup and backup["uri"]), "api"),
-             "nothing was deleted; try again")
+    gone = FileDeleted(file_id=file_id, user_id=user, backup_uri=backup and backup["uri"],
+                       backup_bucket=account.user_settings(c, user).backup_bucket)
+    api.emit(wire.make(gone, "api"), "nothing was deleted; try again")
     c.commit()
     api.blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)

@@ -60,8 +60,9 @@ def checked(due_at: datetime, tz: str, rule: str | None) -> datetime:
         raise HTTPException(422, str(e)) from None
 
 
-def owned(c, user: str, reminder_id: int) -> dict:
-    row = c.execute("SELECT * FROM reminders WHERE id = %s AND user_id = %s", (reminder_id, user)).fetchone()
+def owned(c, user: str, reminder_id: int, lock: bool = False) -> dict:
+    row = c.execute("SELECT * FROM reminders WHERE id = %s AND user_id = %s" + (" FOR UPDATE" if lock else ""),
+                    (reminder_id, user)).fetchone()
     if row is None:
         raise HTTPException(404, f"no reminder {reminder_id}")
     return row
@@ -78,7 +79,8 @@ def create(body: ReminderIn, user: User, c: DB) -> Reminder:
     row = c.execute(
         """INSERT INTO reminders (user_id, title, due_at, timezone, rrule, next_at, status, file_id)
            VALUES (%s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING *""",
-        (user, body.title, due, tz, body.rrule or None, due, body.file_id)).fetchone()
+        (user, body.title, due, tz, schedule.normalise(body.rrule) if body.rrule else None, due,
+         body.file_id)).fetchone()
     c.commit()
     return Reminder(**row)
 
@@ -98,14 +100,28 @@ def get_reminder(reminder_id: int, user: User, c: DB) -> Reminder:
 
 @router.patch("/v1/reminders/{reminder_id}", response_model=Reminder)
 def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminder:
-    row = owned(c, user, reminder_id)
-    new = row | {k: getattr(body, k) for k in body.model_fields_set if getattr(body, k) is not None or k == "rrule"}
-    if new["status"] == "done" and body.status is None:
-        raise HTTPException(422, "the reminder is done; set a new due_at and status scheduled to use it again")
-    rescheduled = new["status"] in ("scheduled", "suggested") and (
-        body.model_fields_set & {"due_at", "timezone", "rrule"} or row["status"] != new["status"])
-    if rescheduled:  # accepting a suggestion, or a new time: it must lie ahead
-        new["due_at"] = new["next_at"] = checked(new["due_at"], new["timezone"], new["rrule"])
+    row = owned(c, user, reminder_id, lock=True)  # the remind stage may be firing it right now
+    sent = {k: getattr(body, k) for k in body.model_fields_set}
+    new = row | {k: v for k, v in sent.items() if v is not None or k == "rrule"}
+    new["rrule"] = schedule.normalise(new["rrule"]) if new["rrule"] else None
+    now = datetime.now(UTC)
+    try:  # a zone or rule is checked whatever else changes
+        schedule.zone(new["timezone"])
+        if new["rrule"]:
+            schedule.parse_rule(new["rrule"], now)
+    except schedule.BadSchedule as e:
+        raise HTTPException(422, str(e)) from None
+    accepting = body.status == "scheduled" and row["status"] != "scheduled"
+    if sent.keys() & {"due_at", "timezone", "rrule"} or accepting:
+        if new["status"] in ("done", "dismissed"):
+            raise HTTPException(422, f"the reminder is {new['status']}: send status scheduled to use it again")
+        # Without a new due time, the schedule continues from its next occurrence (an accepted
+        # suggestion from its own time); one whose time has passed needs a new due_at.
+        upcoming = row["next_at"] if row["next_at"] and row["next_at"] > now else None
+        anchor = new["due_at"] if "due_at" in sent or row["status"] == "suggested" else upcoming
+        if anchor is None:
+            raise HTTPException(422, "its last occurrence has passed: send a new due_at")
+        new["due_at"] = new["next_at"] = checked(anchor, new["timezone"], new["rrule"])
     if new["status"] == "dismissed":
         new["next_at"] = None
     updated = c.execute(
@@ -118,7 +134,7 @@ def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminde
 
 @router.delete("/v1/reminders/{reminder_id}", status_code=204)
 def delete(reminder_id: int, user: User, c: DB) -> Response:
-    owned(c, user, reminder_id)
+    owned(c, user, reminder_id, lock=True)
     c.execute("DELETE FROM reminders WHERE id = %s", (reminder_id,))
     c.commit()
     return Response(status_code=204)

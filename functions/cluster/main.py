@@ -10,6 +10,7 @@ import numpy as np
 
 from events.catalogue import ClustersRefresh, FileClustered, ScheduledTask, TextEmbedded
 from functions.cluster import clustering
+from shared.models import EMBED_DIM
 from shared.stage import Context, Stage, serve
 
 MODELS_KEPT = 64  # users whose fitted models a pod keeps unpickled
@@ -18,7 +19,8 @@ FILE_VECTORS = """SELECT file_id, avg(embedding) AS v FROM chunks WHERE user_id 
 
 def file_vectors(conn, user_id: str) -> tuple[list, np.ndarray]:
     rows = conn.execute(FILE_VECTORS, (user_id,)).fetchall()
-    vectors = np.array([r["v"] for r in rows], dtype=np.float32).reshape(len(rows), -1)
+    # reshape keeps the width when there are no rows: a user with nothing embedded yet has no clusters
+    vectors = np.array([r["v"] for r in rows], dtype=np.float32).reshape(len(rows), EMBED_DIM)
     return [r["file_id"] for r in rows], vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 

@@ -6,7 +6,7 @@ from psycopg.types.json import Jsonb
 
 from events import catalogue, wire
 from shared import lifecycle
-from shared.stage import Context, Stage, serve
+from shared.stage import Context, Rejected, Stage, serve
 
 
 class DeadLetter(Stage):
@@ -19,6 +19,8 @@ class DeadLetter(Stage):
         return f"{event['id']}@{event.get('knativeerrordest', '')}"
 
     def handle(self, event: wire.CloudEvent, ctx: Context) -> list:
+        if event.get("knativeerrordest") is None:
+            raise Rejected("not a dead letter: it carries no knativeerrordest (only the broker sends here)")
         file_id = event.get("subject")
         code, dest = event.get("knativeerrorcode"), event.get("knativeerrordest")
         reason = f"gave up delivering {event['type']} to {dest} (HTTP {code}): {event.get('knativeerrordata', '')}"

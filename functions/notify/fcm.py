@@ -22,7 +22,7 @@ class FCM:
         self._lock = threading.Lock()
 
     def app(self):
-        """The firebase-admin app, made on first use (its import and credentials cost a cold start)."""
+        """The firebase-admin app, made once (the notify stage does it at start, to say early if it cannot)."""
         with self._lock:
             if self._app is None:
                 import firebase_admin
@@ -56,8 +56,8 @@ class FCM:
 def meaning(error: Exception) -> str:
     """'gone' (the token is dead), 'transient' (retry the delivery) or 'failed' (this message cannot go)."""
     names = {c.__name__ for c in type(error).__mro__}
-    if names & set(GONE):
-        return "gone"
+    if names & set(GONE) and ("InvalidArgumentError" not in names or "token" in str(error).lower()):
+        return "gone"  # an invalid argument drops the device only when it is the token FCM refused
     if names & set(TRANSIENT):
         return "transient"
     return "failed"

@@ -8,7 +8,6 @@ notifications are recorded on the `inbox` channel and logged."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from psycopg.types.json import Jsonb
 
@@ -29,8 +28,14 @@ class Notify(Stage):
     posts_to_broker = False
 
     def start(self, cfg) -> None:
-        found = cfg.firebase_credentials and Path(cfg.firebase_credentials).is_file()
-        self.fcm = FCM(cfg.firebase_credentials, cfg.firebase_project_id, cfg.fcm_url) if found else None
+        self.fcm = None
+        if cfg.firebase_credentials:
+            try:  # read now: a missing or placeholder key is said at start, not found at the first push
+                self.fcm = FCM(cfg.firebase_credentials, cfg.firebase_project_id, cfg.fcm_url)
+                self.fcm.app()
+            except Exception as e:
+                log.error("the Firebase service account %s cannot be used (%s)", cfg.firebase_credentials, e)
+                self.fcm = None
         if self.fcm is None:
             log.warning("no Firebase service account (FIREBASE_CREDENTIALS=%r): notifications are recorded in "
                         "each user's inbox (GET /v1/notifications), not pushed", cfg.firebase_credentials)
@@ -47,16 +52,20 @@ class Notify(Stage):
                 ctx.detail["skipped"] = "notify_on_ready is off"
                 return None
             event = about_file(event)
-        if ctx.db.execute("SELECT 1 FROM notifications WHERE key = %s", (event.key,)).fetchone():
+        # Claim the key first: a concurrent delivery of the same notification waits on this row, then
+        # finds it taken (or, if this one fails and rolls back, takes it over).
+        claimed = ctx.db.execute(
+            """INSERT INTO notifications (user_id, key, kind, title, body, reminder_id, file_id, channel, status)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, 'inbox', 'sending') ON CONFLICT (key) DO NOTHING RETURNING id""",
+            (event.user_id, event.key, event.kind.value, event.title, event.body, event.reminder_id,
+             event.file_id)).fetchone()
+        if claimed is None:
             ctx.detail["skipped"] = "already notified"  # the same reminder occurrence or file, told once
             return None
         channel, status, detail = self.deliver(event, ctx) if self.fcm else ("inbox", "recorded", {})
         log.info("notification %s to %s: %s (%s, %s)", event.kind, event.user_id, event.title, channel, status)
-        ctx.db.execute(
-            """INSERT INTO notifications (user_id, key, kind, title, body, reminder_id, file_id, channel, status,
-                                          detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (event.user_id, event.key, event.kind.value, event.title, event.body, event.reminder_id,
-             event.file_id, channel, status, Jsonb(detail)))
+        ctx.db.execute("UPDATE notifications SET channel = %s, status = %s, detail = %s WHERE id = %s",
+                       (channel, status, Jsonb(detail), claimed["id"]))
         ctx.detail.update(channel=channel, status=status)
         return None
 

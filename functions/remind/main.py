@@ -6,6 +6,7 @@ occurrence after now, so a tick that comes late (or after the stack was stopped 
 what fell due meanwhile once, not once per missed minute."""
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from events.catalogue import NotificationKind, NotificationRequested, ScheduledTask, Task
@@ -13,6 +14,7 @@ from shared import schedule
 from shared.stage import Context, Rejected, Stage, serve
 
 BATCH = 500  # reminders fired per tick at most; the rest fire on the next one
+log = logging.getLogger("mindspace.remind")
 
 
 class Remind(Stage):
@@ -28,7 +30,12 @@ class Remind(Stage):
                ORDER BY next_at LIMIT %s FOR UPDATE SKIP LOCKED""", (now, BATCH)).fetchall()
         out = []
         for r in due:
-            following = schedule.next_after(r["due_at"], r["timezone"], r["rrule"], now)
+            try:  # one reminder whose rule cannot be expanded must not hold up everyone else's
+                following = schedule.next_after(r["due_at"], r["next_at"], r["timezone"], r["rrule"], now)
+            except Exception as e:
+                log.error("reminder %s: its rule %r cannot be expanded (%s); it fires once more, then ends",
+                          r["id"], r["rrule"], e)
+                following = None
             ctx.db.execute(
                 """UPDATE reminders SET next_at = %s, status = %s, fired = fired + 1, last_fired_at = now(),
                                         updated_at = now() WHERE id = %s""",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
@@ -53,8 +53,8 @@ def dates(sentence: str, base: datetime, tz: str) -> list[tuple[str, datetime]]:
             continue
         period = DateDataParser(languages=["en"], settings=settings | {"RETURN_TIME_AS_PERIOD": True}) \
             .get_date_data(phrase).period
-        if period == "day":
-            when = when.replace(hour=DAY_ONLY_AT, minute=0, second=0)
+        if period == "day":  # combined anew: the offset of midnight is not that of 9:00 on a DST day
+            when = datetime.combine(when.date(), time(DAY_ONLY_AT), ZoneInfo(tz))
         if when > base:
             found.append((phrase, when))
     return found

@@ -17,7 +17,7 @@ CREATE TABLE reminders (
     rrule          text,
     next_at        timestamptz,                -- the next occurrence to fire; NULL once done
     status         text NOT NULL CHECK (status IN ('suggested', 'scheduled', 'done', 'dismissed')),
-    file_id        uuid REFERENCES files (id) ON DELETE CASCADE,
+    file_id        uuid REFERENCES files (id) ON DELETE SET NULL,  -- a reminder set by hand outlives its file
     passage        text,                       -- where a suggestion came from
     locator        jsonb,
     suggestion_key text,                       -- one suggestion per date and sentence of a file
