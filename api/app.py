@@ -7,9 +7,11 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +42,15 @@ app = FastAPI(
     "Authenticate with a Firebase ID token (`Authorization: Bearer <token>`); the local stack also takes "
     "`Bearer dev:<user>`.",
 )
+@app.exception_handler(psycopg.OperationalError)
+@app.exception_handler(PoolTimeout)
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL down or restarting: a clear 503 the app can retry, instead of a hang or a 500."""
+    log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "the database is unavailable for a moment; try again shortly"}, status_code=503,
+                        headers={"Retry-After": "5"})
+
+
 app.include_router(browse.router)
 app.include_router(reminders.router)
 app.include_router(account.router)

@@ -163,13 +163,19 @@ class Broker:
                 concurrency=8, install_signal_handlers=False, fetch_job_polling_interval=0.5,
                 shutdown_graceful_timeout=5,
                 listen_notify=True))
+            # A worker that dies (its database went away) takes the ingress down with it: the process
+            # exits, and the stack's supervisor starts it again, as Knative would restart the pod.
+            worker.add_done_callback(lambda _: setattr(server, "should_exit", True))
             log.info("broker ingress on http://%s:%d, %d routes", host, port, len(self.routes))
             try:
                 await server.serve()
             finally:
+                died = worker.done() and not worker.cancelled()
                 worker.cancel()
                 await asyncio.gather(worker, return_exceptions=True)
                 await self.http.aclose()
+        if died:
+            raise SystemExit("the delivery worker stopped (is PostgreSQL reachable?); exiting to be restarted")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +52,11 @@ class Stack:
         self.data_dir = cfg.data_dir.resolve()
         self.extra_env = env or {}
         self.procs: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}
+        self.backoff: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}  # counted per process, for the log and the tests
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
         self._pg = None
         self.database_url = cfg.database_url
         self.broker_port = port + 1
@@ -85,15 +92,81 @@ class Stack:
             env["K_SINK"] = self.broker_url
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        self.procs[name] = subprocess.Popen(argv, env=self.env(name), cwd=ROOT, start_new_session=True)
+    def _spawn(self, name: str) -> None:
+        # Its own session and process group: a stop or a crash ends the group, workers included.
+        self.procs[name] = subprocess.Popen(self.argv[name], env=self.env(name), cwd=ROOT, start_new_session=True)
+        self.started_at[name] = time.monotonic()
+        self._write_pids()
+
+    @property
+    def argv(self) -> dict[str, list[str]]:
+        services = [f"--service={n}=http://127.0.0.1:{p}" for n, p in self.function_ports.items()]
+        return {**{n: serve_argv(n, "127.0.0.1", p) for n, p in self.function_ports.items()},
+                "broker": [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port), *services],
+                "api": serve_argv("api", "127.0.0.1", self.port)}
 
     def start_processes(self) -> None:
-        for name, port in self.function_ports.items():
-            self._spawn(name, serve_argv(name, "127.0.0.1", port))
-        services = [f"--service={n}=http://127.0.0.1:{p}" for n, p in self.function_ports.items()]
-        self._spawn("broker", [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port), *services])
-        self._spawn("api", serve_argv("api", "127.0.0.1", self.port))
+        self._end_strays()
+        self._check_ports()
+        for name in self.argv:
+            self._spawn(name)
+        self._stopping.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """As Knative brings a crashed container back: a process that exits is restarted with backoff
+        (0.5 s doubling to 30 s, reset once it has run a minute); the others keep running, and the
+        broker retries whatever delivery the crash cut off."""
+        due: dict[str, float] = {}
+        while not self._stopping.wait(0.5):
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                if name not in due:
+                    _end_group(proc.pid)  # a worker must not outlive its parent, holding the port
+                    ran = time.monotonic() - self.started_at.get(name, 0)
+                    self.backoff[name] = 0.5 if ran > 60 else min(30.0, self.backoff.get(name, 0.25) * 2)
+                    due[name] = time.monotonic() + self.backoff[name]
+                    log.error("%s exited with %s; restarting it in %.1fs", name, proc.returncode, self.backoff[name])
+                elif time.monotonic() >= due[name] and not self._stopping.is_set():
+                    del due[name]
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    log.warning("restarting %s (restart %d)", name, self.restarts[name])
+                    self._spawn(name)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "stack.pids"
+
+    def _write_pids(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(json.dumps({n: p.pid for n, p in self.procs.items()}))
+
+    def _end_strays(self) -> None:
+        """After a crash or a kill -9 of the stack itself, its functions may still run: end those of this
+        data folder (their environment names it), and only those."""
+        if not self.pid_file.exists():
+            return
+        for name, pid in json.loads(self.pid_file.read_text()).items():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # gone already
+            if f"DATA_DIR={self.data_dir}".encode() in environ:
+                log.warning("ending %s (pid %d), left running by an earlier stack of %s", name, pid, self.data_dir)
+                _end_group(pid)
+        self.pid_file.unlink(missing_ok=True)
+
+    def _check_ports(self) -> None:
+        ports = {"api": self.port, "broker": self.broker_port, **self.function_ports}
+        deadline = time.monotonic() + 10  # ports of processes just ended take a moment to free up
+        for name, port in ports.items():
+            while not _free(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"port {port} (for {name}) is in use by another program: stop it, or "
+                                       f"start the stack on other ports (mindspace run --port N)")
+                time.sleep(0.2)
 
     def wait_ready(self, timeout: float = 90) -> None:
         urls = {"api": f"{self.api_url}/readyz", "broker": f"http://127.0.0.1:{self.broker_port}/"}
@@ -132,19 +205,23 @@ class Stack:
         return self.data_dir / "stack.json"
 
     def stop(self, database: bool = True) -> None:
+        self._stopping.set()
+        if self._supervisor:
+            self._supervisor.join()
         if database:
             self.info_file.unlink(missing_ok=True)
         for p in self.procs.values():
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
+                _signal_group(p.pid, signal.SIGTERM)
         for name, p in self.procs.items():
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in 15s; killing it", name)
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            _end_group(p.pid)  # whatever of its group is left (a worker, a child) goes with it
+            p.wait()
         self.procs.clear()
+        self.pid_file.unlink(missing_ok=True)
         if database and self._pg is not None:
             self._pg.cleanup()
             self._pg = None
@@ -156,19 +233,36 @@ class Stack:
         self.stop()
 
     def watch(self) -> None:
-        """Block until Ctrl-C, SIGTERM or a process dies, then stop everything."""
-        stopping = []
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+        """Block until Ctrl-C or SIGTERM (the supervisor restarts what crashes meanwhile), then stop all."""
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         try:
-            while not stopping:
-                dead = [n for n, p in self.procs.items() if p.poll() is not None]
-                if dead:
-                    log.error("%s exited; stopping the stack", ", ".join(dead))
-                    break
-                time.sleep(0.5)
+            while not stopping.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
         # A second Ctrl-C must not cut the shutdown short and leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         log.info("stopping the local stack")
         self.stop()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+def _end_group(pid: int) -> None:
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False

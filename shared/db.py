@@ -26,9 +26,12 @@ def pool(url: str, size: int = 4) -> ConnectionPool:
     """The process's pool for `url`, opened on first use (not at import: cold starts stay short)."""
     with _lock:
         if url not in _pools:
+            # check: a connection the server dropped (a restart, a failover) is replaced on checkout
+            # rather than handed out broken; timeout: a caller waits seconds, not half a minute, for
+            # a database that is down, so the API can answer 503 while it is.
             _pools[url] = ConnectionPool(
-                url, min_size=1, max_size=size, open=True, configure=_configure,
-                kwargs={"row_factory": dict_row, "autocommit": False}, name="mindspace",
+                url, min_size=1, max_size=size, open=True, configure=_configure, check=ConnectionPool.check_connection,
+                kwargs={"row_factory": dict_row, "autocommit": False}, name="mindspace", timeout=5,
             )
         return _pools[url]
 
