@@ -86,8 +86,9 @@ class Cluster(Stage):
             old.setdefault(r["cluster_id"], set()).add(r["id"])
         model.ids = clustering.match(old, new)
         by_file = dict(zip(ids, labels, strict=True))
-        texts: dict[int, list[str]] = {}  # a file's first passages are enough to name its cluster
-        for r in conn.execute("SELECT file_id, text FROM chunks WHERE user_id = %s AND ord < 3", (user_id,)):
+        texts: dict[int, list[str]] = {}  # one text a file, its first passages: enough to name its cluster
+        for r in conn.execute("SELECT file_id, string_agg(text, ' ' ORDER BY ord) AS text FROM chunks"
+                              " WHERE user_id = %s AND ord < 3 GROUP BY file_id", (user_id,)):
             texts.setdefault(int(by_file[r["file_id"]]), []).append(r["text"])
         names = clustering.label(texts)
         conn.execute("DELETE FROM clusters WHERE user_id = %s AND NOT (id = ANY(%s))",
