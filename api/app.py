@@ -141,7 +141,7 @@ def _store(api: Api, user: str, filename: str, data: bytes, response: Response) 
         existing = c.execute("SELECT id FROM files WHERE user_id = %s AND sha256 = %s", (user, sha)).fetchone()
         if existing is None:
             uri = api.blobs.put(file_key(user, file_id, "original"), data, media_type)
-            c.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user,))
+            account.ensure_user(c, user)
             inserted = c.execute(
                 """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)
                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)

@@ -149,20 +149,23 @@ class NotificationRequested(EventData):
     file_id: uuid.UUID | None = None
 
 
-class FileReady(FileEvent):
+class FileAnnouncement(FileEvent):
+    """A file's end, announced once by whoever ended it (see `announce`); named, so it can be told."""
+
+    announcement = True
+    filename: str = Field(max_length=1024)
+
+
+class FileReady(FileAnnouncement):
     """A file reached `ready`: emitted once, by the stage whose outcome completed it."""
 
     type = "com.mindspace.file.ready"
-    announcement = True
-    filename: str = Field(max_length=1024)
 
 
-class FileFailed(FileEvent):
+class FileFailed(FileAnnouncement):
     """A file ended as `failed` or `unsupported`, with the reason a person can read."""
 
     type = "com.mindspace.file.failed"
-    announcement = True
-    filename: str = Field(max_length=1024)
     status: str
     reason: str = Field(max_length=2000)
 

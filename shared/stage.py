@@ -223,8 +223,7 @@ class _Runtime:
                     replies += catalogue.announce(ctx.file, reached)
                 ces = [wire.as_dict(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:])))
                        for i, r in enumerate(replies)]
-                ctx.db.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
-                               " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)))
+                consumed(ctx.db, key, ces)
         except (Rejected, BlobNotFound) as e:
             with self.pool.connection() as conn:
                 if file_id and not lifecycle.exists(conn, file_id):  # its blobs went with it
@@ -251,8 +250,7 @@ class _Runtime:
         """An event that ends in nothing to do (a file deleted meanwhile, a type no stage reads): consumed,
         answered 202, never retried and never a dead letter, which should hold only what a replay fixes."""
         with self.pool.connection() as conn:
-            conn.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, '[]')"
-                         " ON CONFLICT DO NOTHING", key)
+            consumed(conn, key, [])
         EVENTS.labels(self.stage.name, event["type"], "outcome").inc()
         log.info("%s %s: %s", event["type"], event["id"], reason)
         return _json(202, outcome=reason)
@@ -261,10 +259,8 @@ class _Runtime:
         """Announce a file's end beside a refusal (which carries no reply); the dead-letter sink would
         not be told what the file's owner should hear."""
         for i, data in enumerate(events):
-            headers, body = wire.binary(wire.make(data, self.stage.name,
-                                                  catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:])))
             try:
-                httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+                self.send(wire.make(data, self.stage.name, catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:])))
             except (httpx.HTTPError, TypeError) as e:
                 log.error("could not announce %s for %s: %s", data.type, getattr(data, "file_id", ""), e)
 
@@ -275,9 +271,19 @@ class _Runtime:
             headers, body = wire.binary(wire.from_json(ces[0]))
             return Response(body, status=200, headers=headers)
         for ce in ces:
-            headers, body = wire.binary(wire.from_json(ce))
-            httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+            self.send(wire.from_json(ce))
         return Response(status=202)
+
+    def send(self, event: wire.CloudEvent) -> None:
+        """Post one event to the broker (K_SINK, from the function's SinkBinding)."""
+        headers, body = wire.binary(event)
+        httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+
+
+def consumed(conn, key: tuple, ces: list[dict]) -> None:
+    """Mark an event consumed with the reply it got, replayed if the same event comes again."""
+    conn.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
+                 " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)))
 
 
 def _uuid(value) -> UUID | None:
