@@ -42,9 +42,15 @@ class DeliveryRetry(procrastinate.BaseRetryStrategy):
     def get_retry_decision(self, *, exception, job):
         if isinstance(exception, (procrastinate.exceptions.JobAborted, asyncio.CancelledError)):
             return procrastinate.RetryDecision(retry_in={"seconds": 0})  # cut off by a shutdown
+        route = self.broker.route(job.task_kwargs["route"])
         if not isinstance(exception, Retry):
-            return None
-        delay = self.broker.route(job.task_kwargs["route"]).delivery.backoff(job.attempts)
+            # Not the subscriber's answer but ours: routing its reply failed (PostgreSQL went away).
+            # Delivering again is safe, since the subscriber replays the reply it gave, so retry as
+            # for a 5xx, and give up only as the delivery spec says.
+            log.warning("delivery of %s failed in the broker: %s", job.task_kwargs["event"].get("id"), exception)
+            if job.attempts >= route.delivery.retry:
+                return None
+        delay = route.delivery.backoff(job.attempts)
         return procrastinate.RetryDecision(retry_at=procrastinate.utils.utcnow()
                                            + datetime.timedelta(seconds=delay))
 
