@@ -4,14 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages: libmagic sniffs upload types, Tesseract (+ English data) reads images; the tests
-# make speech with espeak-ng and videos with ffmpeg (the stages decode with PyAV, not ffmpeg).
-DEBS   := libmagic1 tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg
+# make speech with espeak-ng and videos with ffmpeg (the stages decode with PyAV, not ffmpeg);
+# prometheus brings promtool, which checks the alert rules.
+DEBS   := libmagic1 tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg prometheus
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu
 NS ?= mindspace
 
-.PHONY: run test test-fast lint bench setup debs render deploy revisions canary promote rollback clean help
+.PHONY: run test test-fast lint audit bench setup debs render deploy revisions canary promote rollback clean help
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -35,7 +36,7 @@ $(STAMP): pyproject.toml | debs
 run: $(STAMP) debs ## start the local stack (embedded PostgreSQL, broker, every function, API)
 	$(BIN)/mindspace run
 
-test: $(STAMP) debs lint ## lint, then every test against real parts
+test: $(STAMP) debs lint audit ## lint and audit, then every test against real parts
 	$(BIN)/pytest
 
 test-fast: $(STAMP) ## the tests that need no running stack, in seconds
@@ -44,6 +45,13 @@ test-fast: $(STAMP) ## the tests that need no running stack, in seconds
 lint: $(STAMP) ## ruff (the rules in pyproject.toml) and hadolint on the Dockerfile
 	$(BIN)/ruff check .
 	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+
+# pip-audit is not run: it needs PyPI's or OSV's vulnerability service, which this network cannot reach
+# (README, "Security"). Run `pip-audit` where it can, e.g. in CI with network access.
+audit: $(STAMP) ## bandit over the code: every finding fixed or explained where it is made (# nosec)
+	@# Its log only repeats where a `# nosec` stands; shown when it finds something.
+	$(BIN)/bandit -q -c pyproject.toml -r api events shared functions local 2>$(VENV)/bandit.log \
+	  || { cat $(VENV)/bandit.log; exit 1; }
 
 bench: $(STAMP) debs ## run every benchmark in bench/
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
