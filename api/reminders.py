@@ -61,7 +61,7 @@ def checked(due_at: datetime, tz: str, rule: str | None) -> datetime:
 
 
 def owned(c, user: str, reminder_id: int, lock: bool = False) -> dict:
-    row = c.execute("SELECT * FROM reminders WHERE id = %s AND user_id = %s" + (" FOR UPDATE" if lock else ""),
+    row = c.execute("SELECT * FROM reminders WHERE id = %s AND user_id = %s" + (" FOR UPDATE" if lock else ""),  # nosec B608
                     (reminder_id, user)).fetchone()
     if row is None:
         raise HTTPException(404, f"no reminder {reminder_id}")

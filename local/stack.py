@@ -73,7 +73,7 @@ class Stack:
         import pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)  # pgserver's own user must reach its data folder
+        os.chmod(self.data_dir, 0o755)  # nosec B103  # pgserver's own user must reach its data folder
         self._pg = pgserver.get_server(self.data_dir / "pg", cleanup_mode="stop")
         self.database_url = self._pg.get_uri()
         log.info("embedded PostgreSQL (pgvector) with its data in %s", self.data_dir / "pg")

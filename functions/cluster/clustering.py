@@ -123,7 +123,7 @@ def label(texts: dict[int, list[str]], top: int = 3) -> dict[int, str]:
     name) carries no weight: it names what the files share, not a topic."""
     classes = sorted(texts)
     docs = [t for c in classes for t in texts[c]]
-    counts = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")
+    counts = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")  # nosec B106  # a regex, not a password
     per_file = counts.fit_transform(docs)
     sizes = np.array([len(texts[c]) for c in classes])
     spans = [(end - size, end) for size, end in zip(sizes, np.cumsum(sizes), strict=True)]  # docs go class by class

@@ -4,7 +4,7 @@ files have grown by RECLUSTER_GROWTH, on the nightly tick, and on request. Clust
 re-clustering where most of their members stay together; noise stays unclustered."""
 from __future__ import annotations
 
-import pickle
+import pickle  # nosec B403  # only this stage's own fitted models are unpickled
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class Cluster(Stage):
         cached = self.models.get(event.user_id)
         if cached is None or cached[0] != fitted_at:
             blob = conn.execute("SELECT model FROM cluster_models WHERE user_id = %s", (event.user_id,)).fetchone()
-            cached = self.models[event.user_id] = (fitted_at, pickle.loads(blob["model"]))
+            cached = self.models[event.user_id] = (fitted_at, pickle.loads(blob["model"]))  # nosec B301  # written by this stage, never by a user
             if len(self.models) > MODELS_KEPT:  # the least recently loaded user's model goes
                 self.models.pop(next(iter(self.models)))
         row = conn.execute("SELECT avg(embedding) AS v FROM chunks WHERE file_id = %s", (event.file_id,)).fetchone()

@@ -71,7 +71,7 @@ class Suggest(Stage):
         suggested = []
         for sentence, locator in sentences(ctx.blobs, event.text_uri):
             for _, when in dates(sentence, base, tz):
-                key = f"{when.isoformat()}|{hashlib.sha1(sentence.encode()).hexdigest()[:12]}"
+                key = f"{when.isoformat()}|{hashlib.sha1(sentence.encode(), usedforsecurity=False).hexdigest()[:12]}"
                 suggested.append((sentence[:200], when, locator, key))
         for title, when, locator, key in suggested[:MAX_PER_FILE]:
             # The same suggestion twice (a redelivery, a replay) is one row; an accepted one stays as it is.
