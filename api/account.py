@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, HTTPException, Path, Query, Response
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
-from api.deps import DB, User
+from api.deps import DB, Offset, User
+from api.errors import NO_NUL, problems
 from shared import schedule
 
-router = APIRouter(tags=["account"])
+router = APIRouter(tags=["account"], responses=problems(401, 503))
 # Cloud Storage's bucket naming rules (dots allowed, 3-63 characters, no "goog" prefix).
 BUCKET = re.compile(r"^(?!goog)[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
@@ -31,8 +32,9 @@ class Settings(BaseModel):
 class SettingsChange(BaseModel):
     """Only the fields sent change."""
 
-    timezone: str | None = Field(None, examples=["Europe/Berlin"])
-    notify_on_ready: bool | None = None
+    # Optional, but never null (only backup_bucket can be: null stops backups).
+    timezone: str = Field(None, examples=["Europe/Berlin"])
+    notify_on_ready: StrictBool = None
     backup_bucket: str | None = Field(None, examples=["my-mindspace-backup"], description="null: no backup")
 
     @field_validator("timezone")
@@ -64,11 +66,8 @@ def get_settings(user: User, c: DB) -> Settings:
     return user_settings(c, user)
 
 
-@router.put("/v1/settings", response_model=Settings)
+@router.put("/v1/settings", response_model=Settings, responses=problems(422))
 def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
-    for name in ("timezone", "notify_on_ready"):
-        if name in change.model_fields_set and getattr(change, name) is None:
-            raise HTTPException(422, f"{name} cannot be null (only backup_bucket can: null stops backups)")
     merged = user_settings(c, user).model_copy(update={k: getattr(change, k) for k in change.model_fields_set})
     ensure_user(c, user)
     c.execute(
@@ -82,11 +81,11 @@ def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
 
 
 class Device(BaseModel):
-    token: str = Field(min_length=10, max_length=4096, description="the FCM registration token")
+    token: str = Field(min_length=10, max_length=4096, pattern=NO_NUL, description="the FCM registration token")
     platform: Literal["android", "ios", "web"]
 
 
-@router.post("/v1/devices", status_code=201, response_model=Device)
+@router.post("/v1/devices", status_code=201, response_model=Device, responses=problems(422))
 def register_device(device: Device, user: User, c: DB) -> Device:
     """Register a device for push notifications; a token seen before moves to the caller (a phone that
     changed hands, or an app reinstalled under another account)."""
@@ -104,8 +103,8 @@ def list_devices(user: User, c: DB) -> list[Device]:
                                            (user,)).fetchall()]
 
 
-@router.delete("/v1/devices/{token}", status_code=204)
-def forget_device(token: str, user: User, c: DB) -> Response:
+@router.delete("/v1/devices/{token}", status_code=204, responses=problems(404))
+def forget_device(token: Annotated[str, Path(pattern=NO_NUL)], user: User, c: DB) -> Response:
     row = c.execute("DELETE FROM devices WHERE token = %s AND user_id = %s RETURNING token", (token, user)).fetchone()
     c.commit()
     if row is None:
@@ -125,9 +124,9 @@ class Notification(BaseModel):
     created_at: datetime
 
 
-@router.get("/v1/notifications", response_model=list[Notification])
+@router.get("/v1/notifications", response_model=list[Notification], responses=problems(422))
 def notifications(user: User, c: DB, limit: int = Query(50, ge=1, le=500),
-                  offset: int = Query(0, ge=0)) -> list[Notification]:
+                  offset: Offset = 0) -> list[Notification]:
     """The caller's notifications, newest first."""
     return [Notification(**r) for r in c.execute(
         "SELECT * FROM notifications WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",

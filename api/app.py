@@ -3,33 +3,38 @@ files, their progress and search. Every route is per user; another user's file i
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
-from psycopg_pool import PoolTimeout
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api import account, browse, reminders
-from api.deps import DB, Api, Runtime, User, log
-from api.media import sniff
+from api import account, admin, browse, errors, reminders
+from api.deps import DB, Api, Offset, Runtime, Uploader, User, log
+from api.errors import problems
+from api.media import safe_name, sniff
 from api.reminders import Reminder
 from events import catalogue, wire
 from events.catalogue import FileDeleted, FileUploaded, TextExtracted
+from shared import tracing
 from shared.blobs import file_key
+from shared.metrics import UPLOAD_BYTES, UPLOADS, process_started
+from shared.observability import bound
 
-UPLOADS = Counter("mindspace_uploads_total", "Uploads by result", ["result"])
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     """Knative's lifecycle for the API: start when the server starts, stop when it shuts down."""
+    began = time.perf_counter()
     app.state.api = Api()
     app.state.api.start()
+    process_started("api", began)
+    tracing.instrument_app(app)  # request spans, if a collector is configured
     yield
     app.state.api.stop()
 
@@ -40,20 +45,17 @@ app = FastAPI(
     version="0.1.0",
     description="Upload what you capture; search it by meaning and words, browse its tags and clusters. "
     "Authenticate with a Firebase ID token (`Authorization: Bearer <token>`); the local stack also takes "
-    "`Bearer dev:<user>`.",
+    "`Bearer dev:<user>`. Every error is RFC 9457 problem details (`application/problem+json`). Uploads "
+    "and searches are limited per user (RATE_LIMIT_UPLOADS, RATE_LIMIT_SEARCHES): over a limit, 429 with "
+    "`Retry-After`.",
 )
-@app.exception_handler(psycopg.OperationalError)
-@app.exception_handler(PoolTimeout)
-async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """PostgreSQL down or restarting: a clear 503 the app can retry, instead of a hang or a 500."""
-    log.warning("%s %s: the database is unavailable: %s", request.method, request.url.path, exc)
-    return JSONResponse({"detail": "the database is unavailable for a moment; try again shortly"}, status_code=503,
-                        headers={"Retry-After": "5"})
-
+errors.install(app)
 
 app.include_router(browse.router)
 app.include_router(reminders.router)
 app.include_router(account.router)
+app.include_router(admin.router)
+app.add_middleware(admin.RequestTimer)
 
 
 class Stage(BaseModel):
@@ -116,8 +118,10 @@ def backup_of(conn, user: str, row: dict) -> Backup | None:
     return None
 
 
-@app.post("/v1/files", status_code=201, response_model=File)
-async def upload(file: UploadFile, user: User, api: Runtime, response: Response, request: Request) -> File:
+@app.post("/v1/files", status_code=201, response_model=File, responses={
+    200: {"model": File, "description": "the same bytes were uploaded before: that file, with `duplicate` true"},
+    **problems(401, 413, 422, 429, 503)})
+async def upload(file: UploadFile, user: Uploader, api: Runtime, response: Response, request: Request) -> File:
     cfg = api.cfg
     declared = int(request.headers.get("content-length") or 0)
     if declared > cfg.max_upload_bytes + 64 * 1024:
@@ -130,7 +134,7 @@ async def upload(file: UploadFile, user: User, api: Runtime, response: Response,
     if not data:
         UPLOADS.labels("empty").inc()
         raise HTTPException(422, "the file is empty")
-    return await run_in_threadpool(_store, api, user, file.filename or "upload", data, response)
+    return await run_in_threadpool(_store, api, user, safe_name(file.filename), data, response)
 
 
 def _store(api: Api, user: str, filename: str, data: bytes, response: Response) -> File:
@@ -165,31 +169,33 @@ def _store(api: Api, user: str, filename: str, data: bytes, response: Response) 
     event = FileUploaded(file_id=row["id"], user_id=user, blob_uri=row["blob_uri"], filename=row["filename"],
                          media_type=row["media_type"], category=row["category"], size=row["size"],
                          sha256=row["sha256"])
-    api.emit(wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"]))),
-         "the file is stored, upload it again to resume it")
-    log.info("user %s uploaded %s (%s, %s, %d bytes) as %s", user, filename, media_type, category,
-             len(data), row["id"])
+    ce = wire.make(event, "api", id=catalogue.reply_id("api", "upload", str(row["id"])))
+    with bound(ce):  # the upload's log lines carry the file's and the event's ids
+        api.emit(ce, "the file is stored, upload it again to resume it")
+        log.info("user %s uploaded %s (%s, %s, %d bytes) as %s", user, filename, media_type, category,
+                 len(data), row["id"])
     UPLOADS.labels("accepted").inc()
+    UPLOAD_BYTES.inc(len(data))
     with api.pool.connection() as c:
         record = _file(c, user, row["id"])
     record.duplicate = response.status_code == 200
     return record
 
 
-@app.get("/v1/files", response_model=list[File])
-def list_files(user: User, c: DB, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)):
+@app.get("/v1/files", response_model=list[File], responses=problems(401, 422, 503))
+def list_files(user: User, c: DB, limit: int = Query(50, ge=1, le=500), offset: Offset = 0):
     rows = c.execute(
         "SELECT * FROM files WHERE user_id = %s ORDER BY created_at DESC LIMIT %s OFFSET %s",
         (user, limit, offset)).fetchall()
     return [File(**r) for r in rows]
 
 
-@app.get("/v1/files/{file_id}", response_model=File)
+@app.get("/v1/files/{file_id}", response_model=File, responses=problems(401, 404, 422, 503))
 def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
     return _file(c, user, file_id)
 
 
-@app.delete("/v1/files/{file_id}", status_code=204)
+@app.delete("/v1/files/{file_id}", status_code=204, responses=problems(401, 404, 422, 503))
 def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response:
     backup = c.execute("SELECT uri FROM backups WHERE file_id = %s AND user_id = %s", (file_id, user)).fetchone()
     # Suggestions go with the file; reminders the user set or accepted stay, unpinned (ON DELETE SET NULL).

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from api import search
-from api.deps import DB, Runtime, User
+from api.deps import DB, Id, Offset, Runtime, Searcher, User
+from api.errors import NO_NUL, problems
 from events import wire
 from events.catalogue import Category, ClustersRefresh
 
-router = APIRouter()
+router = APIRouter(responses=problems(401, 503))
 
 
 class FileTag(BaseModel):
@@ -46,16 +47,19 @@ class SearchResult(BaseModel):
     hits: list[Hit]
 
 
-@router.get("/v1/search", response_model=SearchResult)
-def search_files(user: User, c: DB, api: Runtime, q: str = Query(..., min_length=1, max_length=1000),
-           limit: int = Query(10, ge=1), offset: int = Query(0, ge=0, le=1000),
+@router.get("/v1/search", response_model=SearchResult, responses=problems(422, 429))
+def search_files(user: Searcher, api: Runtime, q: str = Query(..., min_length=1, max_length=1000, pattern=NO_NUL),
+           limit: int = Query(10, ge=1, le=1000, description="at most SEARCH_LIMIT_MAX are returned"),
+           offset: int = Query(0, ge=0, le=1000),
            mode: Literal["hybrid", "vector", "text"] = "hybrid",
-           tag: str | None = None, cluster: int | None = None, kind: Category | None = None,
+           tag: str | None = Query(None, pattern=NO_NUL),
+           cluster: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None, kind: Category | None = None,
            since: datetime | None = None, until: datetime | None = None) -> SearchResult:
     limit = min(limit, api.cfg.search_limit_max)
     vector = api.embedder.run([q])[0] if mode in ("hybrid", "vector") else None
     filters = {"tag": tag, "cluster": cluster, "kind": kind.value if kind else None, "since": since, "until": until}
-    hits = search.search(c, user, q, vector, mode, filters, limit, offset, api.cfg.search_ef)
+    with api.pool.connection() as c:  # taken after the embedding: a query waiting for the model holds none
+        hits = search.search(c, user, q, vector, mode, filters, limit, offset, api.cfg.search_ef)
     return SearchResult(query=q, mode=mode, offset=offset, hits=[Hit(**h) for h in hits])
 
 
@@ -66,9 +70,9 @@ class Tag(BaseModel):
     files: int
 
 
-@router.get("/v1/tags", response_model=list[Tag])
-def tags(user: User, c: DB, kind: str | None = None, limit: int = Query(100, ge=1, le=1000),
-         offset: int = Query(0, ge=0)) -> list[Tag]:
+@router.get("/v1/tags", response_model=list[Tag], responses=problems(422))
+def tags(user: User, c: DB, kind: str | None = Query(None, pattern=NO_NUL), limit: int = Query(100, ge=1, le=1000),
+         offset: Offset = 0) -> list[Tag]:
     return [Tag(**r) for r in c.execute(
         """SELECT kind, name, mode() WITHIN GROUP (ORDER BY label) AS label, count(*) AS files
            FROM tags WHERE user_id = %s AND (%s::text IS NULL OR kind = %s)
@@ -95,14 +99,15 @@ MEMBERS = """SELECT id, filename, media_type, created_at FROM files
              WHERE cluster_id = %s AND user_id = %s ORDER BY created_at DESC LIMIT %s"""
 
 
-@router.get("/v1/clusters", response_model=list[Cluster])
+@router.get("/v1/clusters", response_model=list[Cluster], responses=problems(422))
 def clusters(user: User, c: DB, sample: int = Query(3, ge=0, le=20)) -> list[Cluster]:
     rows = c.execute("SELECT * FROM clusters WHERE user_id = %s ORDER BY size DESC, id", (user,)).fetchall()
     return [Cluster(**r, files=c.execute(MEMBERS, (r["id"], user, sample)).fetchall()) for r in rows]
 
 
-@router.get("/v1/clusters/{cluster_id}", response_model=Cluster)
-def cluster(cluster_id: int, user: User, c: DB, limit: int = Query(200, ge=1, le=1000)) -> Cluster:
+# Digits only, so that GET /v1/clusters/refresh is a 405, not a cluster id that fails to parse.
+@router.get("/v1/clusters/{cluster_id:int}", response_model=Cluster, responses=problems(404, 422))
+def cluster(cluster_id: Id, user: User, c: DB, limit: int = Query(200, ge=1, le=1000)) -> Cluster:
     row = c.execute("SELECT * FROM clusters WHERE id = %s AND user_id = %s", (cluster_id, user)).fetchone()
     if row is None:
         raise HTTPException(404, f"no cluster {cluster_id}")

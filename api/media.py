@@ -1,6 +1,8 @@
-"""What an upload really is, sniffed from its bytes (libmagic), never trusted from its name."""
+"""What an upload really is, sniffed from its bytes (libmagic), never trusted from its name; and its name
+made safe to show. Names are labels only: blobs are keyed by ids, never by a name."""
 from __future__ import annotations
 
+import unicodedata
 from pathlib import PurePath
 
 import magic
@@ -9,6 +11,21 @@ from events.catalogue import Category
 
 SNIFF_BYTES = 64 * 1024
 _DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+MAX_NAME = 255  # characters: what file systems allow a name, and plenty for a label
+
+
+def safe_name(name: str | None) -> str:
+    """The name as given, minus what can deceive a reader or a terminal: control characters (NUL, escape
+    sequences, line breaks) and every Unicode format character (Cf: the bidi overrides such as U+202E that
+    show `invoice\u202etxt.exe` as `invoiceexe.txt`, zero-width characters), capped at MAX_NAME characters
+    with its extension kept. Slashes stay: the name is a label, never a path."""
+    cleaned = "".join(" " if c in "\t\n\r" else c for c in unicodedata.normalize("NFC", name or "")
+                      if unicodedata.category(c) not in ("Cc", "Cf") or c in "\t\n\r")
+    cleaned = " ".join(cleaned.split())
+    if len(cleaned) > MAX_NAME:
+        suffix = PurePath(cleaned).suffix if len(PurePath(cleaned).suffix) <= 16 else ""
+        cleaned = cleaned[: MAX_NAME - len(suffix) - 1] + "…" + suffix
+    return cleaned or "upload"
 
 
 def sniff(head: bytes, filename: str) -> tuple[str, Category]:

@@ -10,15 +10,16 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api.account import ensure_user, user_settings
-from api.deps import DB, User
+from api.deps import DB, Id, Offset, User
+from api.errors import NO_NUL, problems
 from shared import schedule
 
-router = APIRouter(tags=["reminders"])
+router = APIRouter(tags=["reminders"], responses=problems(401, 503))
 Status = Literal["suggested", "scheduled", "done", "dismissed"]
 
 
 class ReminderIn(BaseModel):
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=300, pattern=NO_NUL)
     due_at: AwareDatetime = Field(description="RFC 3339 with an offset", examples=["2026-12-01T09:00:00+01:00"])
     timezone: str | None = Field(None, description="IANA name; default: the caller's setting",
                                  examples=["Europe/Berlin"])
@@ -30,7 +31,7 @@ class ReminderIn(BaseModel):
 class ReminderChange(BaseModel):
     """Only the fields sent change. `status`: `scheduled` accepts a suggestion, `dismissed` drops it."""
 
-    title: str | None = Field(None, min_length=1, max_length=300)
+    title: str | None = Field(None, min_length=1, max_length=300, pattern=NO_NUL)
     due_at: AwareDatetime | None = None
     timezone: str | None = None
     rrule: str | None = Field(None, max_length=500)
@@ -68,7 +69,7 @@ def owned(c, user: str, reminder_id: int, lock: bool = False) -> dict:
     return row
 
 
-@router.post("/v1/reminders", status_code=201, response_model=Reminder)
+@router.post("/v1/reminders", status_code=201, response_model=Reminder, responses=problems(404, 422))
 def create(body: ReminderIn, user: User, c: DB) -> Reminder:
     tz = body.timezone or user_settings(c, user).timezone
     due = checked(body.due_at, tz, body.rrule)
@@ -85,21 +86,21 @@ def create(body: ReminderIn, user: User, c: DB) -> Reminder:
     return Reminder(**row)
 
 
-@router.get("/v1/reminders", response_model=list[Reminder])
+@router.get("/v1/reminders", response_model=list[Reminder], responses=problems(422))
 def list_reminders(user: User, c: DB, status: Status | None = None, limit: int = Query(100, ge=1, le=500),
-                   offset: int = Query(0, ge=0)) -> list[Reminder]:
+                   offset: Offset = 0) -> list[Reminder]:
     return [Reminder(**r) for r in c.execute(
         """SELECT * FROM reminders WHERE user_id = %s AND (%s::text IS NULL OR status = %s)
            ORDER BY next_at NULLS LAST, id LIMIT %s OFFSET %s""", (user, status, status, limit, offset)).fetchall()]
 
 
-@router.get("/v1/reminders/{reminder_id}", response_model=Reminder)
-def get_reminder(reminder_id: int, user: User, c: DB) -> Reminder:
+@router.get("/v1/reminders/{reminder_id}", response_model=Reminder, responses=problems(404, 422))
+def get_reminder(reminder_id: Id, user: User, c: DB) -> Reminder:
     return Reminder(**owned(c, user, reminder_id))
 
 
-@router.patch("/v1/reminders/{reminder_id}", response_model=Reminder)
-def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminder:
+@router.patch("/v1/reminders/{reminder_id}", response_model=Reminder, responses=problems(404, 409, 422))
+def change(reminder_id: Id, body: ReminderChange, user: User, c: DB) -> Reminder:
     row = owned(c, user, reminder_id, lock=True)  # the remind stage may be firing it right now
     sent = {k: getattr(body, k) for k in body.model_fields_set}
     new = row | {k: v for k, v in sent.items() if v is not None or k == "rrule"}
@@ -114,13 +115,13 @@ def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminde
     accepting = body.status == "scheduled" and row["status"] != "scheduled"
     if sent.keys() & {"due_at", "timezone", "rrule"} or accepting:
         if new["status"] in ("done", "dismissed"):
-            raise HTTPException(422, f"the reminder is {new['status']}: send status scheduled to use it again")
+            raise HTTPException(409, f"the reminder is {new['status']}: send status scheduled to use it again")
         # Without a new due time, the schedule continues from its next occurrence (an accepted
         # suggestion from its own time); one whose time has passed needs a new due_at.
         upcoming = row["next_at"] if row["next_at"] and row["next_at"] > now else None
         anchor = new["due_at"] if "due_at" in sent or row["status"] == "suggested" else upcoming
         if anchor is None:
-            raise HTTPException(422, "its last occurrence has passed: send a new due_at")
+            raise HTTPException(409, "its last occurrence has passed: send a new due_at")
         new["due_at"] = new["next_at"] = checked(anchor, new["timezone"], new["rrule"])
     if new["status"] == "dismissed":
         new["next_at"] = None
@@ -132,8 +133,8 @@ def change(reminder_id: int, body: ReminderChange, user: User, c: DB) -> Reminde
     return Reminder(**updated)
 
 
-@router.delete("/v1/reminders/{reminder_id}", status_code=204)
-def delete(reminder_id: int, user: User, c: DB) -> Response:
+@router.delete("/v1/reminders/{reminder_id}", status_code=204, responses=problems(404, 422))
+def delete(reminder_id: Id, user: User, c: DB) -> Response:
     owned(c, user, reminder_id, lock=True)
     c.execute("DELETE FROM reminders WHERE id = %s", (reminder_id,))
     c.commit()

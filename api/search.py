@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from shared import flags
+
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
 EXACT_BELOW = 10_000  # filtered chunks under this are searched exactly (~10 ms here, see bench/)
@@ -85,6 +87,8 @@ def fuse(rankings: dict[str, list[tuple]]) -> list[tuple[tuple, float, list[str]
 def search(c, user: str, q: str, vector: Any, mode: str, filters: dict, limit: int, offset: int,
            ef: int = 400) -> list[dict]:
     """The page of hits: each file's best passage with its locator, score and matching rankings."""
+    if mode == "hybrid" and not flags.enabled("hybrid_search", user):  # a gradual rollout; off: vector alone
+        mode = "vector"
     args = {"u": user, "q": q, "v": vector, "k": (offset + limit) * WIDEN} | {k: filters.get(k) for k in FILTERS}
     page = fuse(rankings_for(c, args, mode, ef))[offset:offset + limit]
     rows = {(r["file_id"], r["ord"]): r for r in c.execute(

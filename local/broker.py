@@ -13,20 +13,39 @@ import argparse
 import asyncio
 import datetime
 import logging
+import time
+from pathlib import Path
 
 import httpx
 import procrastinate
+import psycopg
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from psycopg.rows import dict_row
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
 from events import routes as routing
 from events import wire
+from shared import jobs, problems
+from shared.metrics import QueueLength, process_started
 
 log = logging.getLogger("mindspace.broker")
 RETRYABLE = {404, 408, 409, 429}
+
+
+def problem(status: int, detail: str, headers: dict | None = None) -> Response:
+    """An error answer as RFC 9457 problem details, as the API and the functions answer theirs."""
+    return Response(problems.problem_json(status, detail), status_code=status, media_type=problems.MEDIA_TYPE,
+                    headers=headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return problem(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}; POST CloudEvents to /",
+                   exc.headers)
 
 
 class Retry(Exception):
@@ -130,8 +149,8 @@ class Broker:
     async def ingress(self, request: Request) -> Response:
         if request.method == "GET":
             return JSONResponse({"status": "ready"})
-        too_large = JSONResponse({"error": f"events are capped at {self.max_event_bytes} bytes (MAX_EVENT_BYTES): "
-                                           "send a reference (a blob URI), not the bytes"}, status_code=413)
+        too_large = problem(413, f"events are capped at {self.max_event_bytes} bytes (MAX_EVENT_BYTES): "
+                                 "send a reference (a blob URI), not the bytes")
         if int(request.headers.get("content-length") or 0) > self.max_event_bytes:
             return too_large
         body = b""
@@ -142,7 +161,7 @@ class Broker:
         try:
             event = wire.decode(request.headers, body)
         except wire.MalformedEvent as e:
-            return JSONResponse({"error": str(e)}, status_code=400)
+            return problem(400, str(e))
         await self.publish(event)
         return Response(status_code=202)
 
@@ -161,7 +180,9 @@ class Broker:
             log.info("requeued %d deliveries cut off by the last shutdown", len(stalled))
 
     async def serve(self, host: str, port: int) -> None:
-        web = Starlette(routes=[HttpRoute("/{path:path}", self.ingress, methods=["GET", "POST"])])
+        web = Starlette(routes=[HttpRoute("/metrics", metrics, methods=["GET"]),
+                                HttpRoute("/{path:path}", self.ingress, methods=["GET", "POST"])],
+                        exception_handlers={HTTPException: _http_error})
         server = uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning"))
         async with self.app.open_async():
             await self.ensure_schema()
@@ -184,7 +205,21 @@ class Broker:
             raise SystemExit("the delivery worker stopped (is PostgreSQL reachable?); exiting to be restarted")
 
 
+async def metrics(request: Request) -> Response:
+    """The broker's metrics, `queue_length` read from its queue as Prometheus scrapes (off the event loop)."""
+    return Response(await asyncio.to_thread(generate_latest), media_type=CONTENT_TYPE_LATEST)
+
+
+def waiting(database_url: str, routes: dict[str, routing.Route]) -> dict[str, int]:
+    with psycopg.connect(database_url, row_factory=dict_row, autocommit=True, connect_timeout=5) as conn:
+        if not jobs.has_queue(conn):
+            return {}
+        queue = jobs.queue(conn, {name: r.subscriber for name, r in routes.items()})
+    return {stage: q["waiting"] for stage, q in queue.items()}
+
+
 def main(argv: list[str] | None = None) -> None:
+    began = time.perf_counter()
     from shared.config import settings
     from shared.observability import setup_logging
 
@@ -193,11 +228,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--service", action="append", default=[], metavar="NAME=URL",
                    help="where a Knative Service named by a Trigger listens")
+    p.add_argument("--manifests", type=Path, default=routing.KNATIVE_BASE,
+                   help="the kustomize folder whose Triggers and PingSources to route by")
     args = p.parse_args(argv)
     cfg = settings()
     setup_logging("broker", cfg.log_level)
     services = dict(s.split("=", 1) for s in args.service)
-    broker = Broker(cfg.database_url, services, routing.load(), routing.pings(), cfg.max_event_bytes)
+    broker = Broker(cfg.database_url, services, routing.load(args.manifests), routing.pings(args.manifests),
+                    cfg.max_event_bytes)
+    REGISTRY.register(QueueLength(lambda: waiting(cfg.database_url, broker.routes)))
+    process_started("broker", began)
     asyncio.run(broker.serve(args.host, args.port))
 
 

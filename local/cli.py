@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,8 +14,6 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from events import wire
 
 console = Console()
 STAGE_MARK = {"done": "[green]✓[/]", "running": "[yellow]…[/]", "retrying": "[yellow]↻[/]",
@@ -47,7 +47,7 @@ def cmd_run(args) -> None:
     from shared.config import settings
     from shared.observability import setup_logging
 
-    setup_logging("stack", "INFO")
+    setup_logging("stack", "INFO", "console")  # the terminal of `make run`; its processes log likewise
     stack = Stack(settings(), port=args.port)
     try:
         stack.start()
@@ -175,7 +175,7 @@ def cmd_dead_letters(args) -> None:
     import psycopg
     from psycopg.rows import dict_row
 
-    from shared import lifecycle
+    from shared import jobs
     from shared.config import settings
 
     cfg = settings()
@@ -186,30 +186,174 @@ def cmd_dead_letters(args) -> None:
     if not url:
         sys.exit("set DATABASE_URL, or start the local stack (mindspace run) in this folder")
     with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
-        if args.replay and args.replay != ["all"]:
-            where = "id = ANY(%(ids)s::bigint[])"
-        else:
-            where = "true" if args.all and not args.replay else "replayed_at IS NULL"
-        rows = conn.execute(f"SELECT * FROM dead_letters WHERE {where} ORDER BY id",  # nosec B608  # fixed fragments
-                            {"ids": args.replay}).fetchall()
+        ids = [int(i) for i in args.replay] if args.replay and args.replay != ["all"] else None
+        rows = jobs.dead_letters(conn, ids=ids, stage=args.stage, replayed=args.all and not args.replay)
         if not args.replay:
-            table = Table("id", "type", "file", "failed at", "code", "error", "received")
+            table = Table("id", "stage", "type", "file", "code", "error", "received")
             for r in rows:
-                table.add_row(str(r["id"]), r["event_type"].removeprefix("com.mindspace."), str(r["file_id"] or ""),
-                              r["error_dest"] or "", r["error_code"] or "", (r["error_data"] or "")[:80],
+                table.add_row(str(r["id"]), r["stage"], r["event_type"].removeprefix("com.mindspace."),
+                              str(r["file_id"] or ""), r["error_code"] or "", (r["error_data"] or "")[:80],
                               str(r["received_at"])[:19])
             console.print(table if rows else "[dim]no dead letters[/]")
             return
         if not sink:
             sys.exit("set K_SINK to the broker's URL, or start the local stack (mindspace run) in this folder")
         for r in rows:
-            event = {k: v for k, v in r["event"].items() if not k.startswith("knativeerror")}
-            if r["file_id"]:
-                lifecycle.reopen(conn, r["file_id"])
-            headers, body = wire.binary(wire.from_json(event))
-            httpx.post(sink, headers=headers, content=body, timeout=30).raise_for_status()
-            conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s", (r["id"],))
+            jobs.replay(conn, r, sink)
             console.print(f"replayed {r['id']}: {r['event_type']} {r['event_id']}")
+
+
+def ago(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}m" if seconds < 5400 else f"{seconds / 3600:.1f}h"
+
+
+def jobs_table(view: dict) -> Table:
+    table = Table("stage", "waiting", "running", "retrying", "dead letters", "oldest waiting",
+                  caption=None if view["queue"] else "no delivery queue here: on Knative, see the broker's metrics")
+    for s in view["stages"]:
+        mark = lambda n, colour: f"[{colour}]{n}[/]" if n else "[dim]0[/]"  # noqa: E731
+        table.add_row(s["stage"], mark(s["waiting"], "yellow"), mark(s["running"], "cyan"),
+                      mark(s["retrying"], "yellow"), mark(s["dead_lettered"], "red"), ago(s["oldest_waiting_s"]))
+    return table
+
+
+def cmd_jobs(args) -> None:
+    """Operators: deliveries per stage (the API's /v1/admin/jobs); --watch refreshes it until Ctrl-C."""
+    with client(args) as c:
+        view = lambda: jobs_table(check(c.get("/v1/admin/jobs")))  # noqa: E731
+        if not args.watch:
+            console.print(view())
+            return
+        from rich.live import Live
+
+        with Live(view(), console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(args.interval)
+                    live.update(view(), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
+RESTORED = ("files", "chunks", "tags", "clusters", "reminders")  # what the summaries count
+
+
+def local_database(cfg) -> str:
+    """The database the command works on: DATABASE_URL, the running stack's (stack.json), or the embedded
+    server of this data folder, started for the command and stopped after it unless the stack shares it."""
+    running = cfg.data_dir / "stack.json"
+    url = cfg.database_url or (json.loads(running.read_text()).get("database_url") if running.exists() else None)
+    if url:
+        return url
+    import pgserver
+
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(cfg.data_dir, 0o755)  # nosec B103  # pgserver's own user must reach its data folder
+    return pgserver.get_server(cfg.data_dir / "pg", cleanup_mode="stop").get_uri()
+
+
+def pg_tool(name: str, conn) -> str:
+    """pg_dump or pg_restore, never older than the server (pg_dump refuses a newer server): the build
+    that ships with the embedded server first, then one on PATH."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    server = conn.info.server_version // 10000
+    for tool in (str(POSTGRES_BIN_PATH / name), shutil.which(name)):
+        if tool and Path(tool).exists():
+            version = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
+            if int(version.split()[2].split(".")[0]) >= server:  # "pg_dump (PostgreSQL) 16.2"
+                return tool
+    sys.exit(f"no {name} for PostgreSQL {server} or newer: install postgresql-client-{server} (its {name} on PATH)")
+
+
+def row_counts(conn) -> dict[str, int]:
+    from psycopg import sql
+
+    return {t: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0]
+            for t in RESTORED if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]}
+
+
+def counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {t}" for t, n in counts.items()) or "no Mindspace tables"
+
+
+def run_tool(argv: list[str], doing: str) -> None:
+    with console.status(doing):
+        done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode:
+        console.print(f"[red]{Path(argv[0]).name} failed:[/] {done.stderr.strip()}")
+        sys.exit(1)
+
+
+def cmd_backup_db(args) -> None:
+    """Rows, vectors, tags, clusters, reminders and queued deliveries in one pg_dump (custom format);
+    blobs live beside the database (DATA_DIR/blobs, or BLOB_BUCKET) and go in only with --with-blobs."""
+    import tarfile
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from shared.config import settings
+
+    cfg = settings()
+    if args.with_blobs and cfg.blob_bucket:
+        sys.exit(f"the blobs are in gs://{cfg.blob_bucket}, not on this disk: copy them with gcloud storage")
+    url = local_database(cfg)
+    out = Path(args.out or cfg.data_dir / "backups" / f"mindspace-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with psycopg.connect(url) as conn:
+        tool, counts = pg_tool("pg_dump", conn), row_counts(conn)
+    part = out.with_name(out.name + ".part")  # a dump cut off halfway never carries the final name
+    run_tool([tool, "--format=custom", f"--file={part}", f"--dbname={url}"], f"dumping the database to {out} …")
+    part.replace(out)
+    console.print(f"[green]wrote[/] {out} ({out.stat().st_size / 1e6:.1f} MB): {counted(counts)}")
+    if args.with_blobs and not cfg.blob_dir.is_dir():
+        console.print(f"[dim]no blobs to pack: {cfg.blob_dir} does not exist[/]")
+    elif args.with_blobs:
+        blobs = out.with_name(out.name.removesuffix(".dump") + ".blobs.tar.gz")
+        with console.status(f"packing {cfg.blob_dir} …"), tarfile.open(blobs, "w:gz") as tar:
+            tar.add(cfg.blob_dir, arcname="blobs")
+        console.print(f"[green]wrote[/] {blobs} ({blobs.stat().st_size / 1e6:.1f} MB): the blobs")
+    else:
+        console.print("[dim]the blobs (originals, extracted text) are not in it: --with-blobs packs "
+                      f"{cfg.blob_dir} beside it[/]")
+
+
+def cmd_restore_db(args) -> None:
+    """Into an empty database only, unless --clean: a restore over live data is a decision, not a default."""
+    import tarfile
+
+    import psycopg
+
+    from shared.config import settings
+
+    cfg = settings()
+    dump = Path(args.dump)
+    blobs = dump.with_name(dump.name.removesuffix(".dump") + ".blobs.tar.gz")
+    if not dump.is_file() or (args.with_blobs and not blobs.is_file()):
+        sys.exit(f"no such backup: {dump if not dump.is_file() else blobs}")
+    url = local_database(cfg)
+    with psycopg.connect(url) as conn:
+        tool = pg_tool("pg_restore", conn)
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname NOT IN "
+                              "('pg_catalog', 'information_schema')").fetchone()[0]
+    if tables and not args.clean:
+        console.print(f"[red]the database is not empty[/] ({tables} tables). Restore into an empty one (a new "
+                      "DATA_DIR, or DATABASE_URL naming a new database), or stop the stack and pass --clean to "
+                      "replace what the backup holds.")
+        sys.exit(1)
+    # One transaction: a restore that fails leaves the database as it was. The restoring role owns
+    # what it creates, as on another server the dump's owners may not exist.
+    run_tool([tool, "--single-transaction", "--no-owner", "--no-privileges", f"--dbname={url}",
+              *(["--clean", "--if-exists"] if args.clean else []), str(dump)], f"restoring {dump} …")
+    with psycopg.connect(url) as conn:
+        console.print(f"[green]restored[/] {dump}: {counted(row_counts(conn))}")
+    if args.with_blobs:
+        with console.status(f"unpacking the blobs into {cfg.data_dir} …"), tarfile.open(blobs) as tar:
+            tar.extractall(cfg.data_dir, filter="data")
+        console.print(f"[green]restored[/] the blobs into {cfg.blob_dir}")
 
 
 def local_time(text: str, tz: str) -> str:
@@ -336,7 +480,21 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("dead-letters", help="operators: list dead-lettered events, or replay them")
     s.add_argument("--replay", nargs="+", metavar="ID", help="replay these dead letters ('all': every unreplayed)")
     s.add_argument("--all", action="store_true", help="list replayed ones too")
+    s.add_argument("--stage", help="only those that failed at this stage (embed, tag …)")
     s.set_defaults(func=cmd_dead_letters)
+    s = sub.add_parser("jobs", help="operators: deliveries waiting, running, retrying, dead-lettered per stage")
+    s.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    s.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (--watch)")
+    s.set_defaults(func=cmd_jobs)
+    s = sub.add_parser("backup-db", help="dump the database to a file (pg_dump, custom format)")
+    s.add_argument("--out", help="the dump's path (default .mindspace/backups/mindspace-<UTC time>.dump)")
+    s.add_argument("--with-blobs", action="store_true", help="also pack the blobs folder beside the dump")
+    s.set_defaults(func=cmd_backup_db)
+    s = sub.add_parser("restore-db", help="restore a dump into an empty database (DATABASE_URL or this folder's)")
+    s.add_argument("dump")
+    s.add_argument("--clean", action="store_true", help="replace what the dump holds in a non-empty database")
+    s.add_argument("--with-blobs", action="store_true", help="also unpack the blobs packed beside the dump")
+    s.set_defaults(func=cmd_restore_db)
     s = sub.add_parser("remind", help="set a reminder: remind 'call the plumber' --at '2026-12-01 09:00'")
     s.add_argument("title")
     s.add_argument("--at", required=True, help="when, in your time zone: '2026-12-01 09:00', 'tomorrow 9am'")

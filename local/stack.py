@@ -26,6 +26,8 @@ from shared.config import Settings
 log = logging.getLogger("mindspace.stack")
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
+# 256-colour ANSI codes, one per process in the order the stack starts them, for the prefix of its lines.
+COLOURS = (39, 208, 76, 170, 220, 45, 203, 141, 118, 214, 33, 198, 159, 227, 105, 166)
 
 
 def function_names() -> list[str]:
@@ -46,8 +48,10 @@ def serve_argv(function: str, host: str, port: int) -> list[str]:
 
 
 class Stack:
-    def __init__(self, cfg: Settings, port: int = 8080, env: dict[str, str] | None = None):
+    def __init__(self, cfg: Settings, port: int = 8080, env: dict[str, str] | None = None,
+                 manifests: Path = routes.KNATIVE_BASE):
         self.cfg = cfg
+        self.manifests = manifests  # the kustomize folder the broker routes by (read at its every start)
         self.port = port
         self.data_dir = cfg.data_dir.resolve()
         self.extra_env = env or {}
@@ -61,7 +65,6 @@ class Stack:
         self.database_url = cfg.database_url
         self.broker_port = port + 1
         self.function_ports = {name: port + 10 + i for i, name in enumerate(function_names())}
-        self.sink_bound = routes.sink_bound()
 
     @property
     def api_url(self) -> str:
@@ -88,21 +91,44 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if k != "K_SINK"}
         env |= {"DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "AUTH_MODE": "dev",
                 "PYTHONPATH": str(ROOT), **self.extra_env}
-        if name in self.sink_bound:
+        # The CLI's own user (dev:$MINDSPACE_USER) is the operator of the local stack: `mindspace jobs`.
+        env.setdefault("ADMIN_USERS", os.environ.get("MINDSPACE_USER", "me"))
+        env.setdefault("LOG_FORMAT", "console")  # readable lines, relayed under each process's name
+        env.setdefault("PYTHONUNBUFFERED", "1")  # a print reaches the relay at once, as in the container
+        if _colour():
+            env.setdefault("FORCE_COLOR", "1")  # their output is a pipe to the relay, not the terminal
+        if name in routes.sink_bound(self.manifests):
             env["K_SINK"] = self.broker_url
         return env
 
     def _spawn(self, name: str) -> None:
         # Its own session and process group: a stop or a crash ends the group, workers included.
-        self.procs[name] = subprocess.Popen(self.argv[name], env=self.env(name), cwd=ROOT, start_new_session=True)
+        self.procs[name] = subprocess.Popen(self.argv[name], env=self.env(name), cwd=ROOT, start_new_session=True,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        threading.Thread(target=self._relay, args=(name, self.procs[name].stdout), daemon=True).start()
         self.started_at[name] = time.monotonic()
         self._write_pids()
 
+    def _relay(self, name: str, pipe) -> None:
+        """A process's output, line by line, under its name in its own colour (as honcho prints a Procfile's)."""
+        width = max(map(len, self.argv))
+        prefix = f"{name:<{width}} │ "
+        if _colour():
+            prefix = f"\033[38;5;{COLOURS[list(self.argv).index(name) % len(COLOURS)]}m{prefix}\033[0m"
+        for line in iter(pipe.readline, b""):
+            with _RELAY_LOCK:
+                sys.stderr.write(prefix + line.decode(errors="replace"))
+                sys.stderr.flush()
+        pipe.close()
+
     @property
     def argv(self) -> dict[str, list[str]]:
-        services = [f"--service={n}=http://127.0.0.1:{p}" for n, p in self.function_ports.items()]
+        # The function's name in the path: where a dead letter failed (knativeerrordest) names its stage,
+        # as a Service's host does on a cluster; functions answer on any path.
+        services = [f"--service={n}=http://127.0.0.1:{p}/{n}" for n, p in self.function_ports.items()]
         return {**{n: serve_argv(n, "127.0.0.1", p) for n, p in self.function_ports.items()},
-                "broker": [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port), *services],
+                "broker": [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port),
+                           f"--manifests={self.manifests}", *services],
                 "api": serve_argv("api", "127.0.0.1", self.port)}
 
     def start_processes(self) -> None:
@@ -245,6 +271,14 @@ class Stack:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         log.info("stopping the local stack")
         self.stop()
+
+
+_RELAY_LOCK = threading.Lock()
+
+
+def _colour() -> bool:
+    """Colours for a terminal, unless NO_COLOR (no-color.org) says otherwise, or FORCE_COLOR asks anyway."""
+    return "NO_COLOR" not in os.environ and ("FORCE_COLOR" in os.environ or sys.stderr.isatty())
 
 
 def _signal_group(pid: int, sig: int) -> None:

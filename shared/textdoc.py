@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from events.catalogue import FileEvent, TextExtracted
 from shared.blobs import BlobStore, file_key
+from shared.stage import Rejected
 
 
 @dataclass
@@ -44,8 +45,11 @@ class TextDoc:
 
 def passages(blobs: BlobStore, text_uri: str):
     """(text, locator) of every non-empty segment of a stored text."""
-    doc = json.loads(blobs.get(text_uri))
-    for seg in doc["segments"]:
-        part = doc["text"][seg["start"]:seg["end"]]
+    try:
+        doc = json.loads(blobs.get(text_uri))
+        segments = [(doc["text"][s["start"]:s["end"]], s["locator"]) for s in doc["segments"]]
+    except (ValueError, KeyError, TypeError) as e:  # written by no extractor: retrying cannot mend it
+        raise Rejected(f"the stored text is not a text document: {type(e).__name__}: {e}") from e
+    for part, locator in segments:
         if part.strip():
-            yield part, seg["locator"]
+            yield part, locator

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from local.stack import Stack
 from shared.config import Settings
 
-from fakes import FakeFCM, StorageEmulator
+from fakes import FakeFCM, OTLPReceiver, StorageEmulator
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
@@ -61,7 +61,14 @@ def gcs():
 
 
 @pytest.fixture(scope="session")
-def stack(fcm, gcs):
+def otlp():
+    receiver = OTLPReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
+def stack(fcm, gcs, otlp):
     # pgserver drops to its own user, which must be able to reach the data folder.
     data = Path(tempfile.mkdtemp(prefix="mindspace-test-", dir="/tmp"))
     os.chmod(data, 0o755)
@@ -70,7 +77,11 @@ def stack(fcm, gcs):
     # backup tests name), through the real SDKs.
     s = Stack(cfg, port=free_port_block(), env={
         "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "FIREBASE_CREDENTIALS": str(fcm.credentials), "FCM_URL": fcm.url,
-        "STORAGE_EMULATOR_HOST": gcs.url, "BACKUP_RESUMABLE_ABOVE": str(64 * 1024)})
+        "STORAGE_EMULATOR_HOST": gcs.url, "BACKUP_RESUMABLE_ABOVE": str(64 * 1024),
+        # No test is throttled by accident; tests/test_api_abuse.py tries the limits on an app of its own.
+        "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute",
+        # Every process exports its spans to the loopback collector, soon after they end (tests/test_tracing.py).
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"})
     s.start()
     yield s
     s.stop()
@@ -142,3 +153,16 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{'corpus':18} {'files':>5} {'before':>7} {'now':>6} {'clusters':>8} {'noise':>5}")
         for name, files, before, now, clusters, noise in rows:
             terminalreporter.write_line(f"{name:18} {files:5d} {before:7.2f} {now:6.2f} {clusters:8d} {noise:5d}")
+    for r in (r for reports in terminalreporter.stats.values() for r in reports if getattr(r, "when", "") == "call"):
+        for key, m in r.user_properties:
+            if key == "load":  # tests/test_load.py: measured, never asserted
+                terminalreporter.section("load on loopback (tests/test_load.py)")
+                ms = lambda d: "/".join(f"{v:.0f}" for v in d.values())  # noqa: E731
+                terminalreporter.write_line(
+                    f"{m['uploads']} uploads from {m['uploaders']} clients: {m['uploads_per_s']:.1f}/s, latency "
+                    f"p50/p95/p99 {ms(m['upload_ms'])} ms; all ready after {m['all_ready_s']:.0f} s "
+                    f"({m['ready_per_min']:.0f} files/min; upload to ready p50/p95/p99 "
+                    f"{'/'.join(f'{v:.1f}' for v in m['to_ready_s'].values())} s)")
+                terminalreporter.write_line(
+                    f"{m['searches']} searches from {m['searchers']} clients: {m['searches_per_s']:.1f}/s, "
+                    f"latency p50/p95/p99 {ms(m['search_ms'])} ms")

@@ -1,21 +1,27 @@
 """Stand-ins for the remote services that cannot run here, at the wire: a loopback server speaking
 FCM's HTTP v1 protocol and Google's OAuth token endpoint (the real firebase-admin SDK makes its real
-requests to it), and gcp-storage-emulator for the real google-cloud-storage client."""
+requests to it), gcp-storage-emulator for the real google-cloud-storage client, and a loopback OTLP/HTTP
+collector that keeps the spans the stack's processes export."""
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 PROJECT = "mindspace-test"
 
@@ -114,3 +120,54 @@ class StorageEmulator:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+KEPT = ("mindspace.", "cloudevents.")  # the attributes a test reads; a database span's SQL is not kept
+
+
+class OTLPReceiver:
+    """A collector speaking OTLP/HTTP (protobuf), as the SDK's exporter posts to one: keeps each span's
+    service, name, ids and Mindspace attributes."""
+
+    def __init__(self):
+        self.spans: deque[dict] = deque(maxlen=200_000)  # a whole session's, a load test's included
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                receiver.take(ExportTraceServiceRequest.FromString(body))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self, request: ExportTraceServiceRequest) -> None:
+        for resource_spans in request.resource_spans:
+            service = next((a.value.string_value for a in resource_spans.resource.attributes
+                            if a.key == "service.name"), "")
+            for scope in resource_spans.scope_spans:
+                self.spans.extend({
+                    "service": service, "name": s.name, "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                    "parent_id": s.parent_span_id.hex(),
+                    "attributes": {a.key: a.value.string_value for a in s.attributes if a.key.startswith(KEPT)},
+                } for s in scope.spans)
+
+    def trace(self, trace_id: str) -> dict[str, dict]:
+        """The spans of one trace, by span id."""
+        return {s["span_id"]: s for s in list(self.spans) if s["trace_id"] == trace_id}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

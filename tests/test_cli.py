@@ -45,7 +45,7 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, m
     from test_pipeline import post_event
 
     from events.catalogue import TextExtracted
-    from shared.blobs import LocalBlobStore
+    from shared.blobs import LocalBlobStore, file_key
     from shared.config import settings
 
     from conftest import User
@@ -56,7 +56,8 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, m
     f = user.upload("later.txt", b"a note whose text arrives late").json()
     user.wait(f["id"])
     blobs = LocalBlobStore(stack.data_dir / "blobs")
-    uri = (stack.data_dir / "blobs" / "late" / "text.json").as_uri()
+    late_key = file_key(user.name, f["id"], "late.json")  # under the file's own prefix, as a stage writes it
+    uri = (stack.data_dir / "blobs" / late_key).as_uri()
     late = TextExtracted(file_id=f["id"], user_id=user.name, text_uri=uri, method="text", chars=30)
     sql("UPDATE files SET status = 'processing' WHERE id = %s", f["id"])
     assert post_event(f"http://127.0.0.1:{stack.broker_port}/default", late, id="late-1").status_code == 202
@@ -66,7 +67,7 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, m
         time.sleep(0.2)
     out = run(stack, capsys, "dead-letters")
     assert "text.extracted" in out and "422" in out
-    blobs.put("late/text.json", b'{"text": "the kayak rental opens at dawn", '
+    blobs.put(late_key, b'{"text": "the kayak rental opens at dawn", '
               b'"segments": [{"start": 0, "end": 30, "locator": {}}]}')
     ids = [str(r["id"]) for r in sql("SELECT id FROM dead_letters WHERE event_id = 'late-1'")]
     assert "replayed" in run(stack, capsys, "dead-letters", "--replay", *ids)

@@ -125,3 +125,71 @@ def test_postgresql_stopped_and_started_under_load_recovers_without_a_restart(st
 
     with psycopg.connect(stack.database_url, autocommit=True, row_factory=dict_row) as conn:  # a new session
         assert_processed_once(lambda q, *a: conn.execute(q, a).fetchall(), ids)
+
+
+def route_by(stack, manifests) -> None:
+    """Restart the broker of the running stack to route by another kustomize folder (a few seconds,
+    not a minute for a second stack); queued deliveries wait in PostgreSQL meanwhile."""
+    before = stack.restarts.get("broker", 0)
+    stack.manifests = manifests
+    os.killpg(stack.procs["broker"].pid, signal.SIGTERM)
+    wait_restarted(stack, "broker", before)
+
+
+def test_a_stage_hung_past_its_trigger_timeout_is_retried_and_takes_effect_once(stack, user, sql, tmp_path):
+    """The tag stage stopped (SIGSTOP) past its Trigger's timeout: deliveries time out and are retried.
+    When it resumes, the hung deliveries and their retries run the same events side by side; the first
+    to commit wins, the others roll back and replay its reply, so every row is written once."""
+    import dataclasses
+    import shutil
+
+    import yaml
+
+    from events import routes
+
+    short = tmp_path / "base"  # knative/base with one change: the tag Trigger times out after 5 s
+    shutil.copytree(routes.KNATIVE_BASE, short)
+    docs = list(yaml.safe_load_all((short / "triggers.yaml").read_text()))
+    for d in docs:
+        if d and d["metadata"]["name"] == "tag-extracted":
+            d["spec"]["delivery"]["timeout"] = "PT5S"
+    (short / "triggers.yaml").write_text(yaml.safe_dump_all(docs))
+    base, drill = ({r.name: r for r in routes.load(b)} for b in (routes.KNATIVE_BASE, short))
+    tag = base["tag-extracted"]
+    assert drill == base | {"tag-extracted": dataclasses.replace(
+        tag, delivery=dataclasses.replace(tag.delivery, timeout=5.0))}
+    assert routes.pings(short) == routes.pings() and routes.sink_bound(short) == routes.sink_bound()
+
+    user.wait(notes(user, "warm", 1)[0])  # tag has its model loaded: a resumed delivery takes no time
+    route_by(stack, short)
+    tagger = stack.procs["tag"].pid
+    try:
+        os.killpg(tagger, signal.SIGSTOP)  # the whole group: functions-framework and its worker
+        try:
+            # Long enough (~1,500 words) that tagging one takes a while: twins overlap, not run in turn.
+            ids = [user.upload(f"hung-{i}.txt", " ".join(
+                f"Ada Lovelace met Charles Babbage in London on day {k} of note {i} to discuss the engine."
+                for k in range(100)).encode()).json()["id"] for i in range(4)]
+            deadline = time.monotonic() + 120
+            while (tried := sql("""SELECT min(attempts) AS n, count(*) AS jobs FROM procrastinate_jobs
+                                   WHERE args->>'route' = 'tag-extracted'
+                                     AND args->'event'->>'subject' = ANY(%s)""", ids)[0])["jobs"] < len(ids) \
+                    or tried["n"] < 3:  # three deliveries of each event timed out; the 2nd and 3rd (new
+                # connections: the 1st may have ridden a keep-alive one that gunicorn drops) wait in tag's
+                # backlog, and run side by side once it resumes
+                assert time.monotonic() < deadline, f"tag deliveries did not time out: {tried}"
+                time.sleep(0.5)
+        finally:
+            os.killpg(tagger, signal.SIGCONT)
+        assert [user.wait(i)["status"] for i in ids] == ["ready"] * len(ids)
+    finally:
+        route_by(stack, routes.KNATIVE_BASE)
+    assert_processed_once(sql, ids)
+    for file_id in ids:
+        record = sql("SELECT status, detail FROM file_stages WHERE file_id = %s AND stage = 'tag'", file_id)
+        assert [r["status"] for r in record] == ["done"], record  # not left 'retrying' by a losing twin
+        n = sql("SELECT count(*) AS n FROM tags WHERE file_id = %s", file_id)[0]["n"]
+        assert n == record[0]["detail"]["entities"] + record[0]["detail"]["phrases"] > 0
+    # No twin failed on the other's rows (without the lock: a duplicate key, answered 500), none gave up.
+    assert sql("SELECT consumer, reason FROM event_failures WHERE file_id = ANY(%s::uuid[])", ids) == []
+    assert sql("SELECT id FROM dead_letters WHERE file_id = ANY(%s::uuid[])", ids) == []

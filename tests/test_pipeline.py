@@ -86,11 +86,11 @@ def test_a_redelivered_event_changes_nothing(stack, user, sql):
 def test_a_malformed_event_gets_400_and_is_recorded(stack, sql):
     url = function_url(stack, "extract")
     r = httpx.post(url, content=b"{not json", headers={"content-type": "application/cloudevents+json"})
-    assert r.status_code == 400 and "not a CloudEvent" in r.json()["error"]
+    assert r.status_code == 400 and "not a CloudEvent" in r.json()["detail"]
     bad = {"specversion": "1.0", "type": "com.mindspace.file.uploaded", "source": "/test", "id": "bad-1",
            "subject": str(uuid.uuid4()), "data": {"file_id": "nope", "user_id": ""}}
     r = httpx.post(url, json=bad, headers={"content-type": "application/cloudevents+json"})
-    assert r.status_code == 400 and "file_id" in r.json()["error"]
+    assert r.status_code == 400 and "file_id" in r.json()["detail"]
     rows = sql("SELECT http_status, reason FROM event_failures WHERE consumer = 'extract' AND event_id = 'bad-1'")
     assert rows and rows[0]["http_status"] == 400
 
@@ -120,7 +120,7 @@ def test_an_event_naming_another_users_file_is_refused(stack, user, other_user, 
     forged = TextExtracted(file_id=row["id"], user_id=other_user.name, text_uri="file:///x", method="text",
                            chars=1)
     r = post_event(function_url(stack, "embed"), forged)
-    assert r.status_code == 422 and "no file" in r.json()["error"]
+    assert r.status_code == 422 and "no file" in r.json()["detail"]
 
 
 def test_a_user_cannot_see_search_or_delete_another_users_file(user, other_user):

@@ -82,9 +82,9 @@ class Backup(Stage):
         have their files written into a bucket someone else granted that account."""
         from google.api_core import exceptions as gcs
 
-        try:
+        try:  # ValueError: the client refuses a name no bucket can have ("Not A Bucket!") before asking GCS
             owners = self.client().bucket(bucket).blob(OWNER_OBJECT).download_as_text().split()
-        except (gcs.Forbidden, gcs.NotFound, gcs.Unauthorized) as e:
+        except (gcs.Forbidden, gcs.NotFound, gcs.Unauthorized, gcs.BadRequest, ValueError) as e:
             return (f"cannot use bucket {bucket!r} ({type(e).__name__}): it must exist, grant the backup service "
                     f"account {ROLE}, and hold an object {OWNER_OBJECT} that names your user id {user_id!r}")
         if user_id not in owners:
@@ -100,8 +100,8 @@ class Backup(Stage):
             for blob in blobs:
                 blob.delete()
             return len(blobs)
-        except gcs.NotFound:
-            return 0  # the bucket or the copy is gone already
+        except (gcs.NotFound, gcs.BadRequest, ValueError):
+            return 0  # the bucket or the copy is gone already, or no bucket can have that name
         except gcs.Forbidden as e:
             raise Rejected(f"cannot delete the backup of {file_id} in {bucket!r}: grant {ROLE}: {e}") from None
 

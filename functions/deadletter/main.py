@@ -6,6 +6,8 @@ from psycopg.types.json import Jsonb
 
 from events import catalogue, wire
 from shared import lifecycle
+from shared.jobs import REPLAYED
+from shared.metrics import DEAD_LETTERED, stage_of
 from shared.stage import Context, Rejected, Stage, serve
 
 
@@ -15,8 +17,9 @@ class DeadLetter(Stage):
     reply_to_sink = True
 
     def delivery_key(self, event: wire.CloudEvent) -> str:
-        # One event can fail at several subscribers: each failure is a dead letter of its own.
-        return f"{event['id']}@{event.get('knativeerrordest', '')}"
+        # One event can fail at several subscribers: each failure is a dead letter of its own; and again
+        # after each replay (which marks the event), else a replayed event failing again would be skipped.
+        return f"{event['id']}@{event.get('knativeerrordest', '')}#{event.get(REPLAYED, '')}"
 
     def handle(self, event: wire.CloudEvent, ctx: Context) -> list:
         if event.get("knativeerrordest") is None:
@@ -35,6 +38,7 @@ class DeadLetter(Stage):
             (event["source"], event["id"], event["type"], Jsonb(wire.as_dict(event)), file and file["id"], dest,
              code, event.get("knativeerrordata")),
         )
+        DEAD_LETTERED.labels(stage_of(dest)).inc()
         if file is None:
             return []
         return catalogue.announce(file, lifecycle.end(ctx.db, file["id"], "failed", reason), reason)

@@ -52,6 +52,16 @@ class Notify(Stage):
                 ctx.detail["skipped"] = "notify_on_ready is off"
                 return None
             event = about_file(event)
+        # What retrying cannot change ends here as nothing to do: a user deleted meanwhile (their rows went
+        # with them), a reminder deleted between its firing and this delivery.
+        if not ctx.db.execute("SELECT 1 FROM users WHERE id = %s", (event.user_id,)).fetchone():
+            ctx.detail["skipped"] = f"no user {event.user_id}"
+            return None
+        if event.reminder_id is not None and not ctx.db.execute(
+                "SELECT 1 FROM reminders WHERE id = %s AND user_id = %s",
+                (event.reminder_id, event.user_id)).fetchone():
+            ctx.detail["skipped"] = f"reminder {event.reminder_id} was deleted"
+            return None
         # Claim the key first: a concurrent delivery of the same notification waits on this row, then
         # finds it taken (or, if this one fails and rolls back, takes it over).
         claimed = ctx.db.execute(
@@ -63,7 +73,8 @@ class Notify(Stage):
             ctx.detail["skipped"] = "already notified"  # the same reminder occurrence or file, told once
             return None
         channel, status, detail = self.deliver(event, ctx) if self.fcm else ("inbox", "recorded", {})
-        log.info("notification %s to %s: %s (%s, %s)", event.kind, event.user_id, event.title, channel, status)
+        # Its id, never its title: a suggested reminder's title is a sentence of the user's file.
+        log.info("notification %s (%s) to %s: %s, %s", claimed["id"], event.kind, event.user_id, channel, status)
         ctx.db.execute("UPDATE notifications SET channel = %s, status = %s, detail = %s WHERE id = %s",
                        (channel, status, Jsonb(detail), claimed["id"]))
         ctx.detail.update(channel=channel, status=status)

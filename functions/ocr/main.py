@@ -3,7 +3,6 @@ without one are rendered and read by Tesseract. Page numbers travel with the tex
 from __future__ import annotations
 
 import threading
-import warnings
 
 import pypdfium2 as pdfium
 from PIL import Image, UnidentifiedImageError
@@ -27,17 +26,19 @@ class OCR(Stage):
         ocr.single_threaded()
         ocr.check_languages(cfg.ocr_languages)
         self.languages, self.dpi, self.max_pages = cfg.ocr_languages, cfg.ocr_dpi, cfg.pdf_max_pages
+        self.page_limit, self.max_pixels = cfg.pdf_page_limit, cfg.image_max_pixels
+        # read_file checks IMAGE_MAX_PIXELS from the header itself; Pillow's own check (a warning below twice
+        # its limit, an error above) would only say the same thing in other words.
+        Image.MAX_IMAGE_PIXELS = None
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         data = ctx.blobs.get(event.blob_uri)
         if event.category == Category.pdf:
             return self.pdf(data, event, ctx)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                reading = ocr.read_file(data, self.languages)
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-            raise Rejected(f"the image is too large to read: {e}") from None
+            reading = ocr.read_file(data, self.languages, self.max_pixels)
+        except ocr.TooLarge as e:
+            raise Rejected(str(e)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise Rejected(f"not a readable image ({event.media_type}): {e}") from None
         doc = TextDoc()
@@ -74,14 +75,20 @@ class OCR(Stage):
                     textpage.close()
                 if len(text.strip()) >= MIN_LAYER_CHARS:
                     return text, None
-                return text, page.render(scale=self.dpi / 72, grayscale=True).to_pil()
+                # A poster-sized page (PDF allows 200 x 200 inches: 3.6 G pixels at 300 dpi) is rendered
+                # no larger than Tesseract is given any image: its long side at most reading.MAX_SIDE.
+                scale = min(self.dpi / 72, ocr.MAX_SIDE / max(1.0, *page.get_size()))
+                return text, page.render(scale=scale, grayscale=True).to_pil()
             finally:
                 page.close()
 
     def read_pdf(self, pdf, event: FileUploaded, ctx: Context) -> TextExtracted:
         doc, layered, scanned, confidences = TextDoc(), [], [], []
         with PDFIUM:
-            pages = len(pdf)
+            pages = len(pdf)  # PDFium counts the page tree's leaves, whatever its /Count claims
+        if pages > self.page_limit:
+            raise Rejected(f"the PDF has {pages} pages; PDFs of more than {self.page_limit} pages are not read "
+                           f"(PDF_PAGE_LIMIT)")
         for number in range(1, min(pages, self.max_pages) + 1):
             text, image = self.page_text(pdf, number)
             if image is not None:  # Tesseract runs outside the lock

@@ -21,6 +21,10 @@ MIN_SIDE, MAX_SIDE = 1600, 5000
 LOW_CONFIDENCE = 60.0
 
 
+class TooLarge(ValueError):
+    """An image that declares more pixels than the cap: refused from its header, never decoded."""
+
+
 @dataclass
 class Reading:
     text: str
@@ -34,16 +38,21 @@ def prepare(image: Image.Image) -> Image.Image:
     side = max(image.size)
     if side < MIN_SIDE or side > MAX_SIDE:
         factor = (MIN_SIDE if side < MIN_SIDE else MAX_SIDE) / side
-        if factor < 1 or factor >= 1.25:
-            image = image.resize((round(image.width * factor), round(image.height * factor)),
+        if factor < 1 or factor >= 1.25:  # a side never below one pixel (a 1 x 60000 strip)
+            image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
                                  Image.Resampling.LANCZOS)
     return image if image.mode in ("L", "RGB") else image.convert("RGB")
 
 
-def read_file(data: bytes, languages: str) -> Reading:
+def read_file(data: bytes, languages: str, max_pixels: int) -> Reading:
     """Read an image file; Tesseract gets the very bytes when they need no change (re-encoding a
-    300 dpi page as PNG costs more than a tenth of reading it)."""
+    300 dpi page as PNG costs more than a tenth of reading it). Its size is checked from the header
+    (Image.open decodes nothing) before a pixel is decoded."""
     image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooLarge(f"the image declares {width} x {height} pixels ({width * height / 1e6:.0f} M); the limit "
+                       f"is {max_pixels / 1e6:.0f} M (IMAGE_MAX_PIXELS)")
     image.load()
     ready = prepare(image)
     if ready is image and image.format in ("PNG", "JPEG", "TIFF"):

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from psycopg.types.json import Jsonb
 
 from events.catalogue import RemindersSuggested, TextExtracted
+from shared import flags
 from shared.stage import Context, Stage, serve
 from shared.textdoc import passages
 
@@ -65,6 +66,9 @@ class Suggest(Stage):
     consumes = (TextExtracted,)
 
     def handle(self, event: TextExtracted, ctx: Context) -> RemindersSuggested:
+        if not flags.enabled("suggest_reminders", event.user_id, ctx.cfg.flags):  # a gradual rollout
+            ctx.detail.update(reminders=0, flag="suggest_reminders off for this user")
+            return RemindersSuggested(file_id=event.file_id, user_id=event.user_id, reminders=0)
         row = ctx.db.execute("SELECT timezone FROM user_settings WHERE user_id = %s", (event.user_id,)).fetchone()
         tz = row["timezone"] if row else "UTC"
         base = ctx.file["created_at"].astimezone(ZoneInfo(tz))  # "on Friday" means the Friday after upload

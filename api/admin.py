@@ -1,0 +1,142 @@
+"""Operators' view of the pipeline, as Immich's jobs page and Paperless-ngx's task list give it: per
+stage, deliveries waiting, running, retrying and dead-lettered, and the oldest waiting age; the dead
+letters themselves, listed and replayed per stage. Operators are the users of ADMIN_USERS, or those
+whose Firebase token carries the custom claim `admin: true`. Also the API's request timing."""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from functools import cache
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+
+from api.deps import DB, Api, Runtime, User
+from api.errors import problems
+from shared import jobs
+from shared.metrics import API_SECONDS
+from shared.problems import Problem
+
+
+def is_operator(api: Api, request: Request, user: str) -> bool:
+    if user in api.cfg.admins:
+        return True
+    if api.cfg.auth_mode != "firebase":
+        return False
+    # The token is verified already (the caller); its claims are read again here, on operators' routes only.
+    token = request.headers.get("authorization", "").partition(" ")[2]
+    return api.auth._firebase.verify_id_token(token, clock_skew_seconds=5).get("admin") is True
+
+
+def operator(request: Request, user: User, api: Runtime) -> str:
+    if not is_operator(api, request, user):
+        raise HTTPException(403, "operators only: a user of ADMIN_USERS, or a Firebase custom claim admin: true")
+    return user
+
+
+Operator = Annotated[str, Depends(operator)]
+router = APIRouter(prefix="/v1/admin", tags=["operators"], responses={
+    **problems(401, 422, 503), 403: {"model": Problem, "description": "the caller is no operator"}})
+
+
+class StageJobs(BaseModel):
+    stage: str  # the subscriber: a function's name
+    waiting: int  # queued, retries included
+    running: int  # being delivered now
+    retrying: int  # waiting after a failed attempt
+    dead_lettered: int  # given up on, not replayed yet
+    oldest_waiting_s: float | None  # how long the oldest waiting delivery has been queued
+
+
+class Jobs(BaseModel):
+    # Whether deliveries were read: the local broker's queue. A Knative broker keeps its own (see its
+    # metrics), so on a cluster only the dead letters are counted here.
+    queue: bool
+    stages: list[StageJobs]
+
+
+class DeadLetter(BaseModel):
+    id: int
+    stage: str
+    event_type: str
+    event_id: str
+    file_id: uuid.UUID | None
+    error_code: str | None
+    error_data: str | None
+    received_at: datetime
+    replayed_at: datetime | None
+
+
+class Replay(BaseModel):
+    ids: list[int] = []  # these dead letters (replayed ones again too) …
+    stage: str | None = None  # … or every one not replayed yet of this stage …
+    all: bool = False  # … or every one not replayed yet
+
+
+@cache
+def _subscribers() -> dict[str, str]:
+    return jobs.subscribers()
+
+
+@router.get("/jobs", response_model=Jobs)
+def jobs_view(c: DB, _: Operator) -> Jobs:
+    queue = jobs.queue(c, _subscribers()) if jobs.has_queue(c) else {}
+    dead = jobs.dead_lettered(c)
+    idle = {"waiting": 0, "running": 0, "retrying": 0, "oldest_waiting_s": None}
+    return Jobs(queue=bool(queue), stages=[StageJobs(stage=s, **queue.get(s, idle), dead_lettered=dead.get(s, 0))
+                                           for s in sorted(queue.keys() | dead.keys())])
+
+
+@router.get("/dead-letters", response_model=list[DeadLetter])
+def dead_letters(c: DB, _: Operator, stage: str | None = None, replayed: bool = False,
+                 limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+    return jobs.dead_letters(c, stage=stage, replayed=replayed)[:limit]
+
+
+@router.post("/dead-letters/replay", response_model=list[DeadLetter])
+def replay(body: Replay, c: DB, api: Runtime, _: Operator) -> list[dict]:
+    """Reopen each dead letter's file and publish its event again; answers the ones replayed."""
+    if not (body.ids or body.stage or body.all):
+        raise HTTPException(422, "name the dead letters to replay: ids, a stage, or all")
+    if not api.cfg.k_sink:
+        raise HTTPException(503, "no broker configured (K_SINK)")
+    rows = jobs.dead_letters(c, ids=body.ids or None, stage=body.stage)
+    for row in rows:
+        try:
+            jobs.replay(c, row, api.cfg.k_sink)
+        except httpx.HTTPError as e:
+            raise HTTPException(503, f"the broker is not reachable; {len(rows)} dead letters not all replayed") from e
+        c.commit()  # each one done stays done, should a later one fail
+    return rows
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+class RequestTimer:
+    """`api_request_duration_seconds` by the matched route's template (`/v1/files/{file_id}`), never the
+    raw path; requests no route matched share one label value, and odd methods another."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began, status = time.perf_counter(), 500  # unless an answer starts: an exception no handler took
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")  # the router sets it on the same scope
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            API_SECONDS.labels(route, method, str(status)).observe(time.perf_counter() - began)
