@@ -53,8 +53,9 @@ audit: $(STAMP) ## bandit over the code: every finding fixed or explained where 
 	$(BIN)/bandit -q -c pyproject.toml -r api events shared functions local 2>$(VENV)/bandit.log \
 	  || { cat $(VENV)/bandit.log; exit 1; }
 
-bench: $(STAMP) debs ## run every benchmark in bench/
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# ARGS=--quick: a smoke run of every benchmark (a minute or two).
+bench: $(STAMP) debs ## every benchmark (<15 min on 2 cores), written to docs/benchmarks.md; ARGS=--quick for a smoke run
+	$(BIN)/python bench/run.py $(ARGS)
 
 # --- operators (a kube context with Knative Serving and Eventing) ---------------------------
 render: ## print the Knative manifests of OVERLAY=cpu|gpu

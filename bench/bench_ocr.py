@@ -5,7 +5,6 @@ measured in one run; and the stage's peak memory, which the Knative Service's li
 """
 from __future__ import annotations
 
-import argparse
 import io
 import random
 
@@ -14,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from events.catalogue import Category
 
-from common import StageHarness, best_pair, peak_mib
+from common import StageHarness, best_pair, emit, options, peak_mib
 
 WORDS = ("invoice meeting garden receipt total budget river lighthouse market basil pipe copper dentist "
          "friday lemons recipe dough minutes quarterly review travel water seedling plan").split()
@@ -34,10 +33,12 @@ def page(seed: int) -> bytes:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = options(__doc__)
     p.add_argument("--pages", type=int, default=6)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
+    if args.quick:
+        args.pages, args.repeat = 1, 1
     harness = StageHarness("ocr")
     pages = [page(i) for i in range(args.pages)]
     events = [harness.upload(f"page{i}.png", data, "image/png", Category.image) for i, data in enumerate(pages)]
@@ -54,6 +55,9 @@ def main() -> None:
     print(f"ocr stage:                       {args.pages / stage:6.2f} pages/s")
     print(f"ratio stage/raw time:            {stage / raw:6.3f}  (1.0 = no overhead; goal <= 1.05)")
     print(f"peak memory: stage process {own:.0f} MiB, Tesseract {child:.0f} MiB")
+    emit(args, {"pages": args.pages, "repeat": args.repeat, "raw_per_s": args.pages / raw,
+                "stage_per_s": args.pages / stage, "ratio": stage / raw, "peak_mib": own, "tesseract_mib": child,
+                "confidence": sum(confidences) / len(confidences)})
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ scan (brute force in numpy), the time to place one new file into the clusters an
 stage's own code against the database), and the ratios between them, all measured in one run.
 
     make bench            # or: .venv/bin/python bench/bench_organize.py [--sizes 10000 100000]
+
+Both sizes by default: 100k took 85 s on the 2-core machine, well within `make bench`'s 15 minutes.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 from psycopg.rows import dict_row
 from rich.progress import track
 
-from common import StageHarness, peak_mib
+from common import StageHarness, emit, options, peak_mib
 
 USER, DIM, PER_FILE, TOPICS = "bench", 384, 4, 40
 WORDS = np.array("garden budget music travel invoice river lighthouse market basil guitar savings piano "
@@ -70,11 +71,14 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p = options(__doc__)
+    p.add_argument("--sizes", type=int, nargs="+")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--ef", type=int, help="hnsw.ef_search (default: the SEARCH_EF setting)")
     args = p.parse_args()
+    args.sizes = args.sizes or ([2_000] if args.quick else [10_000, 100_000])
+    if args.quick:
+        args.queries = 30
     if args.ef:
         os.environ["SEARCH_EF"] = str(args.ef)
     from api import search
@@ -88,6 +92,7 @@ def main() -> None:
     db.migrate(stack.database_url)
     pool = db.pool(stack.database_url, 2)
     rng = np.random.default_rng(0)
+    results = {"ef_search": harness.cfg.search_ef, "queries": args.queries, "sizes": {}}
     try:
         for size in args.sizes:
             print(f"== {size} chunks ({size // PER_FILE} files) for one user, hnsw.ef_search {harness.cfg.search_ef}")
@@ -124,12 +129,15 @@ def main() -> None:
                     file_recall.append(len({f for f, _ in approx[:10]} & exact_files) / len(exact_files))
                     distance.append(float(1 - matrix[index[approx[9]]] @ q) / float(1 - matrix[index[exact[9]]] @ q))
                 p95 = {}
+                r = results["sizes"][size] = {"search_ms": {}}
                 for name, times in timings.items():
                     p50, p95[name] = percentiles(times)
+                    r["search_ms"][name] = {"p50": p50, "p95": p95[name]}
                     print(f"  search {name:20s} p50 {p50:6.1f} ms  p95 {p95[name]:6.1f} ms")
                 print(f"  recall@10 of HNSW against exact (numpy): {statistics.mean(recall):.3f} of chunks, "
                       f"{statistics.mean(file_recall):.3f} of files (hits are files)  (goal >= 0.95)")
                 print(f"  ratio 10th HNSW distance / 10th exact distance: {statistics.mean(distance):.4f}")
+                r |= {"recall": statistics.mean(recall), "file_recall": statistics.mean(file_recall)}
                 print(f"  ratio p95 filtered/unfiltered: {p95['vector + tag filter'] / p95['vector']:.2f}")
 
                 stage = harness.stage
@@ -151,10 +159,13 @@ def main() -> None:
                 print(f"  placing one file: p50 {p50:.1f} ms  p95 {p95p:.1f} ms (first, loading the model: "
                       f"{times[0] * 1000:.0f} ms)  (goal < 50 ms)")
                 print(f"  ratio full re-clustering / placing one file: {full / (p50 / 1000):.0f}")
+                r |= {"recluster_s": full, "place_ms": {"p50": p50, "p95": p95p, "first": times[0] * 1000},
+                      "peak_mib": peak_mib()[0]}
                 print(f"  peak memory of this process (the cluster stage's code, the ground truth matrix): "
                       f"{peak_mib()[0]:.0f} MiB")
     finally:
         stack.stop()
+    emit(args, results)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ and the stage's peak memory, which the Knative Service's limit must exceed.
 """
 from __future__ import annotations
 
-import argparse
 import random
 import uuid
 
 from events.catalogue import FileEvent
 from shared.textdoc import TextDoc
 
-from common import StageHarness, best_pair, peak_mib
+from common import StageHarness, best_pair, emit, options, peak_mib
 
 PEOPLE = ["Anna Schmidt", "Marco Rossi", "Li Wei", "Fatima Khan", "John Miller"]
 PLACES = ["Berlin", "Lisbon", "Tokyo", "Nairobi", "Toronto"]
@@ -26,10 +25,12 @@ def note(rnd: random.Random) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = options(__doc__)
     p.add_argument("--notes", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
+    if args.quick:
+        args.notes, args.repeat = 20, 1
     rnd = random.Random(7)
     texts = [note(rnd) for _ in range(args.notes)]
     harness = StageHarness("tag")
@@ -38,7 +39,7 @@ def main() -> None:
         doc = TextDoc()
         doc.add(text)
         events.append(doc.save(harness.blobs, FileEvent(file_id=uuid.uuid4(), user_id="bench"), "text"))
-    nlp = harness.stage.nlp.get()
+    nlp = harness.stage.nlp.model()
     # The stage's analysis from the stored text; the database write is left out, as in the other benches.
     # One note per call on both sides: a stage gets one file per event and cannot batch across them.
     raw, timed = best_pair(lambda: [len(d.ents) + len(d._.phrases) for d in map(nlp, texts)],
@@ -49,6 +50,8 @@ def main() -> None:
     print(f"tag stage:            {args.notes / timed:7.1f} notes/s")
     print(f"ratio stage/raw time: {timed / raw:7.3f}  (1.0 = no overhead; goal <= 1.05)")
     print(f"peak memory: stage process {own:.0f} MiB")
+    emit(args, {"notes": args.notes, "repeat": args.repeat, "raw_per_s": args.notes / raw,
+                "stage_per_s": args.notes / timed, "ratio": timed / raw, "peak_mib": own})
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ factors (seconds of work per second of audio) measured in one run; and the stage
 """
 from __future__ import annotations
 
-import argparse
 import io
 import subprocess
 
 from events.catalogue import Category
 
-from common import StageHarness, best_pair, peak_mib
+import common
+from common import StageHarness, best_pair, emit, peak_mib
 
 SENTENCES = [
     "The quarterly budget meeting moves to Thursday afternoon in the blue room.",
@@ -24,15 +24,17 @@ SENTENCES = [
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = common.options(__doc__)
     p.add_argument("--sentences", type=int, default=12)
     p.add_argument("--repeat", type=int, default=2)
     args = p.parse_args()
+    if args.quick:
+        args.sentences, args.repeat = 2, 1
     text = " ".join(SENTENCES[i % len(SENTENCES)] for i in range(args.sentences))
     audio = subprocess.run(["espeak-ng", "--stdout", "-s", "150", text], check=True, capture_output=True).stdout
     harness = StageHarness("transcribe")
     event = harness.upload("memo.wav", audio, "audio/x-wav", Category.audio)
-    model = harness.stage.model.get()
+    model = harness.stage.model.model()
     options = harness.stage.options
 
     def raw():
@@ -49,6 +51,8 @@ def main() -> None:
     print(f"transcribe stage:   real-time factor {stage_s / seconds:.3f}")
     print(f"ratio stage/raw time: {stage_s / raw_s:.3f}  (1.0 = no overhead; goal <= 1.05)")
     print(f"peak memory: stage process {own:.0f} MiB")
+    emit(args, {"audio_s": seconds, "repeat": args.repeat, "raw_rtf": raw_s / seconds, "stage_rtf": stage_s / seconds,
+                "ratio": stage_s / raw_s, "peak_mib": own})
 
 
 if __name__ == "__main__":

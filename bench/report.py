@@ -1,0 +1,276 @@
+"""docs/benchmarks.md and its plots (docs/img/*.png) from the results bench/run.py gathered. Every figure
+names the command that made it, the machine and the date; every figure is a spread over rounds where the
+benchmark ran several. A benchmark added later needs a `section_<name>` here and an entry in run.BENCHES."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+
+GOAL_RATIO, GOAL_READY_S, GOAL_API_FIRST_S, GOAL_API_MIB = 0.9, 1.5, 1.0, 300
+
+
+def write(results: dict, docs: Path) -> None:
+    img = docs / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    m = results["machine"]
+    where = f"{m['cpu']}, {m['cores']} cores, {m['memory_mib'] / 1024:.0f} GiB"
+    benches = results.get("benches", {})
+    out = ["# Benchmarks", "",
+           f"Written by `{results['command']}` on {results['date']}, in {results['total_s'] / 60:.1f} min, on {where} "
+           "(from /proc). Regenerate with `make bench` (every benchmark, within 15 minutes on 2 cores), "
+           "or `make bench ARGS=--quick` (a smoke run). "
+           "Raw figures: [results.json](results.json). Ratios are measured side by side in one run, the paths "
+           "alternated, and given as median (min-max) over the rounds; nothing here is asserted by a test.", ""]
+    out += headline(benches)
+    for name, bench in benches.items():
+        section = globals().get(f"section_{name}")
+        if bench.get("results") is None or section is None:
+            out += [f"## {name}", "", f"`{bench['command']}` failed (exit {bench['rc']}): see its log.", ""]
+            continue
+        out += section(bench["results"], img)
+        out += [f"*Made by `{bench['command']}` on {bench.get('date', results['date'])}, {where}; "
+                f"{bench['seconds']:.0f} s.*", ""]
+    (docs / "benchmarks.md").write_text("\n".join(out))
+
+
+def fmt(s: dict, digits: int = 2) -> str:
+    if s["n"] == 1:
+        return f"{s['median']:.{digits}f}"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def headline_rows(benches: dict) -> list[tuple[str, str, str, str]]:
+    """(what, goal, measured, met) for the README's table and the report's."""
+    rows = []
+    pipe = (benches.get("pipeline") or {}).get("results")
+    for corpus in ("notes", "mixed"):
+        if pipe and corpus in pipe["corpora"]:
+            c = pipe["corpora"][corpus]
+            met = c["ratio"]["median"] >= GOAL_RATIO
+            rows.append((f"pipeline / direct, {corpus} ({c['files']} files)", f">= {GOAL_RATIO}",
+                         f"{fmt(c['ratio'])} ({c['pipeline_fpm']['median']:.0f} vs {c['direct_fpm']['median']:.0f}"
+                         " files/min)", "yes" if met else f"no: {GOAL_RATIO / c['ratio']['median']:.1f}x short"))
+    cold = (benches.get("coldstart") or {}).get("results")
+    if cold:
+        fns = cold["functions"]
+        funcs = {k: v for k, v in fns.items() if k != "api"}
+        if funcs:
+            slow = [k for k, v in funcs.items() if v["ready_s"]["median"] >= GOAL_READY_S]
+            worst = max(funcs, key=lambda k: funcs[k]["ready_s"]["median"])
+            rows.append(("function start to /readyz (worst)", f"< {GOAL_READY_S} s",
+                         f"{fmt(funcs[worst]['ready_s'])} s ({worst})",
+                         "yes" if not slow else f"no: {len(slow)} of {len(funcs)} ({', '.join(slow)})"))
+            over = [k for k, v in funcs.items() if v["limit_mib"] and v["peak_mib"] > v["limit_mib"]]
+            heavy = [k for k in ("embed", "tag", "ocr", "transcribe", "cluster") if k in funcs]
+            if heavy:
+                rows.append(("peak memory within the Knative limit", "every function",
+                             ", ".join(f"{k} {funcs[k]['peak_mib']:.0f}/{funcs[k]['limit_mib'] or 0:.0f}"
+                                       for k in heavy) + " MiB", "yes" if not over else f"no: {', '.join(over)}"))
+        if "api" in fns:
+            api = fns["api"]
+            rows.append(("API start to first search", f"<= {GOAL_API_FIRST_S} s", f"{fmt(api['first_event_s'])} s",
+                         "yes" if api["first_event_s"]["median"] <= GOAL_API_FIRST_S
+                         else f"no: {api['first_event_s']['median'] / GOAL_API_FIRST_S:.1f}x (torch + MiniLM load)"))
+            rows.append(("API resident memory", f"<= {GOAL_API_MIB} MiB", f"{api['peak_mib']:.0f} MiB",
+                         "yes" if api["peak_mib"] <= GOAL_API_MIB else f"no: {api['peak_mib'] / GOAL_API_MIB:.1f}x"))
+    org = (benches.get("organize") or {}).get("results")
+    if org:
+        for size, r in sorted(org["sizes"].items(), key=lambda kv: int(kv[0])):
+            worst = max(v["p95"] for v in r["search_ms"].values())
+            rows.append((f"search p95 at {int(size) // 1000}k chunks (worst of vector, filtered, hybrid)",
+                         "<= 25 ms (at 100k)", f"{worst:.1f} ms, recall@10 {r['recall']:.3f}",
+                         ("yes" if worst <= 25 and r["recall"] >= 0.95 else "no") if int(size) >= 100_000
+                         else "(the goal is at 100k)"))
+    for name in ("embed", "tag", "ocr", "transcribe"):
+        r = (benches.get(name) or {}).get("results")
+        if r:
+            rows.append((f"{name} stage / raw model, one event at a time", "<= 1.05", f"{r['ratio']:.2f}",
+                         "yes" if r["ratio"] <= 1.05 else "no"))
+    return rows
+
+
+def headline(benches: dict) -> list[str]:
+    rows = headline_rows(benches)
+    if not rows:
+        return []
+    return (["## Headline", "", "| measure | goal | measured: median (min-max) | met |", "|---|---|---|---|"]
+            + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows] + [""])
+
+
+def figure(path: Path, fig) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"![{path.stem}](img/{path.name})"
+
+
+def section_pipeline(r: dict, img: Path) -> list[str]:
+    corpora = r["corpora"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    names = list(corpora)
+    for k, (path, colour) in enumerate((("pipeline", "tab:blue"), ("direct", "tab:orange"))):
+        s = [corpora[n][f"{path}_fpm"] for n in names]
+        xs = [i + (k - 0.5) * 0.38 for i in range(len(names))]
+        ax.bar(xs, [v["median"] for v in s], 0.36, label=path, color=colour,
+               yerr=[[v["median"] - v["min"] for v in s], [v["max"] - v["median"] for v in s]], capsize=4)
+    ax.set_xticks(range(len(names)), [f"{n} ({corpora[n]['files']} files)\nratio {fmt(corpora[n]['ratio'])}"
+                                      for n in names])
+    ax.set_ylabel("files per minute")
+    ax.set_title("upload to ready: the local stack against the same models in one process")
+    ax.legend()
+    out = ["## End to end against the direct path", "",
+           f"The same generated inputs through the local stack ({r['clients']} concurrent clients uploading "
+           "through the API, until every file is ready) and through the same models called directly in one "
+           "process, batched as a careful script would (Tesseract; pypdfium2 text layers; faster-whisper; MiniLM "
+           "`encode` 32 at a time; spaCy `nlp.pipe` + TextRank). The direct path stores nothing and runs no "
+           f"suggest or cluster step. {r['rounds']} round(s), alternating which path goes first; the bars are the "
+           "median, the whiskers min-max. Goal: pipeline / direct >= 0.9.", "",
+           figure(img / "pipeline_throughput.png", fig), "",
+           "| corpus | files | pipeline files/min | direct files/min | ratio pipeline/direct | statuses |",
+           "|---|---|---|---|---|---|"]
+    for n, c in corpora.items():
+        kinds = ", ".join(f"{v} {k}" for k, v in c["kinds"].items())
+        out.append(f"| {n} | {c['files']} ({kinds}) | {fmt(c['pipeline_fpm'], 0)} | {fmt(c['direct_fpm'], 0)} | "
+                   f"{fmt(c['ratio'])} | {c['statuses'][-1]} |")
+    fig, axes = plt.subplots(1, len(names), figsize=(11, 3.8), squeeze=False)
+    parts = (("model (direct path)", "tab:green"), ("stage beyond the model", "tab:olive"),
+             ("adapter: records, commit, reply", "tab:purple"), ("waiting: broker, HTTP, queue", "tab:gray"))
+    for ax, n in zip(axes[0], names, strict=True):
+        stages = corpora[n]["stages"]
+        keys = [k for k in stages if stages[k].get("runs") or stages[k].get("handler")]
+        values = {
+            parts[0][0]: [stages[k].get("model", 0) for k in keys],
+            parts[1][0]: [max(0.0, stages[k]["work"] - stages[k].get("model", 0)) for k in keys],
+            parts[2][0]: [max(0.0, stages[k]["adapter"]) for k in keys],
+            parts[3][0]: [stages[k]["wait"] for k in keys]}
+        left = [0.0] * len(keys)
+        for label, colour in parts:
+            ax.barh(keys, values[label], left=left, label=label, color=colour)
+            left = [a + b for a, b in zip(left, values[label], strict=True)]
+        ax.set_title(f"{n}: seconds per round, summed over files")
+        ax.invert_yaxis()
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    out += ["", "Where the pipeline's time goes, per stage (means per round, summed over the files: stages run "
+            "side by side, so the sums exceed the wall time). *work* is the stage's own `file_stages` row (started "
+            "to finished: its model and its own queries); *adapter* is the rest of the function's "
+            "`job_duration_seconds` (decoding, the consumed-event check and the stage records, the commit, the "
+            "reply); *wait* runs from the event being produced (the upload, or the upstream stage's finish) to "
+            "the stage's start: the broker's queue, its delivery over HTTP. *model* is what the same model took "
+            "on the same inputs in the direct path (batched there).", "",
+            figure(img / "pipeline_stages.png", fig), ""]
+    for n, c in corpora.items():
+        out += [f"**{n}** (retried stage runs per round: {c['retried']})", "",
+                "| stage | runs | model (direct) s | work s | adapter s | wait s |", "|---|---|---|---|---|---|"]
+        for k, s in c["stages"].items():
+            model = f"{s['model']:.2f}" if "model" in s else "-"
+            out.append(f"| {k} | {s['runs']:.0f} | {model} | {s['work']:.2f} | {s['adapter']:.2f} | {s['wait']:.2f} |")
+        out.append("")
+    return out
+
+
+def section_coldstart(r: dict, img: Path) -> list[str]:
+    fns = r["functions"]
+    names = list(fns)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ready = [fns[n]["ready_s"] for n in names]
+    first = [fns[n]["first_event_s"] for n in names]
+    ys = range(len(names))
+    a.barh([y - 0.2 for y in ys], [v["median"] for v in ready], 0.4, label="to /readyz", color="tab:blue",
+           xerr=[[v["median"] - v["min"] for v in ready], [v["max"] - v["median"] for v in ready]])
+    a.barh([y + 0.2 for y in ys], [v["median"] for v in first], 0.4, label="to the first event done",
+           color="tab:orange", xerr=[[v["median"] - v["min"] for v in first], [v["max"] - v["median"] for v in first]])
+    a.axvline(GOAL_READY_S, color="red", linestyle="--", label=f"goal {GOAL_READY_S} s (ready)")
+    a.set_yticks(list(ys), names)
+    a.invert_yaxis()
+    a.set_xlabel("seconds from process start")
+    a.legend(fontsize=8)
+    b.barh([y - 0.2 for y in ys], [fns[n]["peak_mib"] for n in names], 0.4, label="peak resident", color="tab:green")
+    b.barh([y + 0.2 for y in ys], [fns[n]["limit_mib"] or 0 for n in names], 0.4, label="Knative limit",
+           color="lightgray")
+    b.set_yticks(list(ys), names)
+    b.invert_yaxis()
+    b.set_xlabel("MiB")
+    b.legend(fontsize=8)
+    out = ["## Cold start per function", "",
+           "Each function started alone as the local stack starts it (functions-framework, or uvicorn for the "
+           "API) against one embedded PostgreSQL: the time from process start to `/readyz` answering 200, and "
+           "to one representative event processed with its model loaded (the API: its first search). Peak "
+           "memory: the process group's VmHWM (and VmRSS sampled every 50 ms, which catches Tesseract's "
+           "children) against the memory limit of its Knative Service (knative/base/NAME.yaml). "
+           f"{r['rounds']} rounds; median (min-max).", "", figure(img / "coldstart.png", fig), "",
+           "| function | to ready s | to first event s | HTTP | peak MiB | limit MiB |", "|---|---|---|---|---|---|"]
+    for n in names:
+        f = fns[n]
+        out.append(f"| {n} | {fmt(f['ready_s'])} | {fmt(f['first_event_s'])} | {f['statuses'][-1]} | "
+                   f"{f['peak_mib']:.0f} | {f['limit_mib'] or 0:.0f} |")
+    return out + [""]
+
+
+def ratio_section(title: str, text: str, rows: list[tuple[str, str]], r: dict, name: str) -> list[str]:
+    return [f"## {title}", "", text, "", "| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows] + [
+        f"| ratio stage/raw time (1.0 = no overhead; goal <= 1.05) | {r['ratio']:.3f} |", ""]
+
+
+def section_embed(r: dict, img: Path) -> list[str]:
+    return ratio_section("embed stage against raw sentence-transformers",
+                         f"{r['notes']} notes, {r['passages']} passages, best of {r['repeat']}, alternated.",
+                         [("raw passages/s", f"{r['raw_per_s']:.1f}"), ("stage passages/s", f"{r['stage_per_s']:.1f}"),
+                          ("peak memory MiB", f"{r['peak_mib']:.0f}")], r, "embed")
+
+
+def section_tag(r: dict, img: Path) -> list[str]:
+    return ratio_section("tag stage against raw spaCy + TextRank",
+                         f"{r['notes']} notes, one per call, best of {r['repeat']}, alternated.",
+                         [("raw notes/s", f"{r['raw_per_s']:.1f}"), ("stage notes/s", f"{r['stage_per_s']:.1f}"),
+                          ("peak memory MiB", f"{r['peak_mib']:.0f}")], r, "tag")
+
+
+def section_ocr(r: dict, img: Path) -> list[str]:
+    return ratio_section("ocr stage against raw Tesseract",
+                         f"{r['pages']} A4 pages at 300 dpi, 30 lines each, best of {r['repeat']}, alternated.",
+                         [("raw pages/s", f"{r['raw_per_s']:.2f}"), ("stage pages/s", f"{r['stage_per_s']:.2f}"),
+                          ("mean confidence", f"{r['confidence']:.1f}"),
+                          ("peak memory MiB (process, Tesseract)", f"{r['peak_mib']:.0f}, {r['tesseract_mib']:.0f}")],
+                         r, "ocr")
+
+
+def section_transcribe(r: dict, img: Path) -> list[str]:
+    return ratio_section("transcribe stage against raw faster-whisper",
+                         f"{r['audio_s']:.0f} s of espeak-ng speech, beam 5, VAD, best of {r['repeat']}, alternated.",
+                         [("raw real-time factor", f"{r['raw_rtf']:.3f}"),
+                          ("stage real-time factor", f"{r['stage_rtf']:.3f}"),
+                          ("peak memory MiB", f"{r['peak_mib']:.0f}")], r, "transcribe")
+
+
+def section_organize(r: dict, img: Path) -> list[str]:
+    sizes = sorted(r["sizes"], key=int)
+    kinds = list(r["sizes"][sizes[0]]["search_ms"])
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / max(1, len(sizes))
+    for k, size in enumerate(sizes):
+        s = r["sizes"][size]["search_ms"]
+        xs = [i + (k - (len(sizes) - 1) / 2) * width for i in range(len(kinds))]
+        ax.bar(xs, [s[q]["p95"] for q in kinds], width * 0.9, label=f"{int(size) // 1000}k chunks p95", alpha=0.6)
+        ax.scatter(xs, [s[q]["p50"] for q in kinds], color="black", zorder=3, s=12,
+                   label="p50" if k == 0 else None)
+    ax.axhline(25, color="red", linestyle="--", label="goal p95 25 ms (100k)")
+    ax.set_xticks(range(len(kinds)), kinds)
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=8)
+    out = ["## Search and clustering at scale", "",
+           f"Synthetic embeddings around 40 topics for one user, 4 chunks a file, {r['queries']} queries, "
+           f"hnsw.ef_search {r['ef_search']}; recall@10 against an exact scan in numpy. Goal at 100k chunks: "
+           "p95 <= 25 ms at recall@10 >= 0.95.", "",
+           figure(img / "organize_search.png", fig), "",
+           "| chunks | vector p50/p95 ms | tag filter p50/p95 ms | hybrid p50/p95 ms | recall@10 | full "
+           "re-clustering s | placing a file p50/p95 ms | peak MiB |", "|---|---|---|---|---|---|---|---|"]
+    for size in sizes:
+        x = r["sizes"][size]
+        q = [f"{x['search_ms'][k]['p50']:.1f}/{x['search_ms'][k]['p95']:.1f}" for k in kinds]
+        out.append(f"| {int(size):,} | {' | '.join(q)} | {x['recall']:.3f} | {x['recluster_s']:.1f} | "
+                   f"{x['place_ms']['p50']:.1f}/{x['place_ms']['p95']:.1f} | {x['peak_mib']:.0f} |")
+    return out + [""]
