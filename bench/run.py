@@ -25,10 +25,13 @@ BENCHES = {
     "pipeline": ("bench_pipeline.py", "end to end against the direct path"),
     "coldstart": ("bench_coldstart.py", "cold start per function"),
     "embed": ("bench_embed.py", "embed stage against raw sentence-transformers"),
+    "onnx": ("bench_onnx.py", "MiniLM through ONNX Runtime (float, int8) against torch"),
     "tag": ("bench_tag.py", "tag stage against raw spaCy + TextRank"),
+    "batching": ("bench_batching.py", "throughput against batch size (embed, tag)"),
     "ocr": ("bench_ocr.py", "ocr stage against raw Tesseract"),
     "transcribe": ("bench_transcribe.py", "transcribe stage against raw faster-whisper"),
     "organize": ("bench_organize.py", "search and clustering at scale"),
+    "search": ("bench_search.py", "search at 100k chunks through GET /v1/search"),
 }
 
 

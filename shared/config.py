@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     embed_model: str = ""
     embed_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there
     embed_batch_size: int = 32
+    # The embed stage's runtime: "torch" (sentence-transformers; the GPU overlay's), "onnx" or "onnx-int8"
+    # (ONNX Runtime on the CPU, bench/bench_onnx.py). The API embeds queries with "onnx" whatever this says.
+    embed_runtime: Literal["torch", "onnx", "onnx-int8"] = "onnx"
+    # The folder of the exported model.onnx and model_int8.onnx; empty: onnx/ beside the weights.
+    embed_onnx_path: str = ""
+    # Dynamic batching in embed and tag (shared/batching.py): requests waiting at once become one model
+    # call of up to this many inputs (chunks, text pieces); 1: none. BATCH_WAIT_MS gathers them longer:
+    # 0 takes what queued while the model was busy, so a lone request never waits (best on a CPU).
+    batch_max_items: int = 32
+    batch_wait_ms: float = 0
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     search_limit_max: int = 50

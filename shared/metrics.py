@@ -39,6 +39,9 @@ COLD_STARTS = Counter("cold_starts_total", "Processes started (under scale-to-ze
                       ["function"])
 FLAG_EVALUATIONS = Counter("feature_flag_evaluations_total", "Feature flag evaluations, by the variant a user got",
                            ["flag", "variant"])
+# Requests (events) one model call served together: shared/batching.py; 1 when a request ran alone.
+BATCH_SIZE = Histogram("batch_size", "Requests that one model call served together", ["stage"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64))
 START_SECONDS = Gauge("cold_start_seconds", "Time the lifecycle start took (settings, pools, the stage's start)",
                       ["function"])
 

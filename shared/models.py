@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from shared.batching import Batcher
 from shared.metrics import MODEL_LOAD_SECONDS
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._used = 0.0
         self._reaper: threading.Timer | None = None
+        self._batcher: Batcher | None = None
+
+    def batched(self, label: str, max_items: int, max_wait_ms: float) -> ModelHolder:
+        """From now on, concurrent `run(inputs)` calls are gathered into one model call (shared/batching.py)."""
+        self._batcher = Batcher(lambda inputs: self._run(self.model(), inputs), max_items, max_wait_ms, label)
+        return self
 
     def _load(self) -> Any:
         raise NotImplementedError
@@ -54,6 +61,8 @@ class ModelHolder:
         return self._model
 
     def run(self, *args, **kwargs):
+        if self._batcher is not None and len(args) == 1 and not kwargs:
+            return self._batcher(args[0])  # a list of outputs, one per input
         return self._run(self.model(), *args, **kwargs)
 
     def unload(self) -> None:
@@ -179,6 +188,12 @@ class SpacyPipeline(ModelHolder):
 
 
 @cache
-def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0) -> Embedder:
-    """One per process and configuration: the API's queries and a stage's passages share it."""
-    return Embedder(name_or_path, device, batch_size, idle_seconds)
+def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0,
+             runtime: str = "torch", onnx_path: str = "") -> ModelHolder:
+    """One per process and configuration. `runtime`: torch (sentence-transformers, the GPU's), or onnx /
+    onnx-int8 (ONNX Runtime on the CPU, without torch: shared/onnx_embed.py); the same vectors either way."""
+    if runtime == "torch":
+        return Embedder(name_or_path, device, batch_size, idle_seconds)
+    from shared.onnx_embed import OnnxEmbedder
+
+    return OnnxEmbedder(name_or_path, onnx_path, runtime == "onnx-int8", batch_size, idle_seconds)

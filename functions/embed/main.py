@@ -16,7 +16,10 @@ class Embed(Stage):
     consumes = (TextExtracted,)
 
     def start(self, cfg) -> None:
-        self.model = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size, cfg.model_idle_seconds)
+        self.model = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size, cfg.model_idle_seconds,
+                              cfg.embed_runtime, cfg.embed_onnx_path)
+        # Concurrent events share one encode call; the transaction (ctx.db) opens only after it.
+        self.model.batched(self.name, cfg.batch_max_items, cfg.batch_wait_ms)
         self.chunk_tokens, self.overlap = cfg.chunk_tokens, cfg.chunk_overlap
         self._chunker = None
 

@@ -41,7 +41,10 @@ class Tag(Stage):
     consumes = (TextExtracted,)
 
     def start(self, cfg) -> None:
-        self.nlp, self.max_phrases = SpacyPipeline(cfg.spacy_model, cfg.model_idle_seconds), cfg.tag_max_phrases
+        # Concurrent events share one nlp.pipe call; the transaction (ctx.db) opens only after it.
+        self.nlp = SpacyPipeline(cfg.spacy_model, cfg.model_idle_seconds).batched(
+            self.name, cfg.batch_max_items, cfg.batch_wait_ms)
+        self.max_phrases = cfg.tag_max_phrases
 
     def stop(self) -> None:
         self.nlp.unload()

@@ -1,0 +1,239 @@
+"""Search at 100k chunks end to end: `GET /v1/search` of the real API, run as the stack runs it (uvicorn,
+its own process), against the embedded PostgreSQL with pgvector. One user holds CHUNKS chunks (4 a
+file) around 40 topics whose centres are MiniLM embeddings of topic phrases, so a text query that the
+API embeds itself lands among them; a second user holds a fifth as many, so the user filter is real.
+Per query kind (vector; vector filtered by a tag on 5% and on 1% of files, a cluster, a kind, a date
+range; hybrid, plain and tag-filtered) it prints p50/p95 latency as the client sees it, recall@10 of
+the files returned against an exact scan in numpy (the same model's query vector, the same filters),
+and whether a filtered page holds every hit that exists (min(10, files matching)). Then the levers at
+the query layer, in this process: iterative index scan alone, exact scan alone, and the policy
+api/search.py follows, per filter.
+
+    make bench            # or: .venv/bin/python bench/bench_search.py [--chunks 100000] [--queries 100]
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+from psycopg.rows import dict_row
+
+from common import emit, free_port_block, options, peak_mib
+
+USER, OTHER, DIM, PER_FILE = "bench", "bench-other", 384, 4
+TOPICS = ("garden tomatoes and basil", "household budget and savings", "piano practice", "travel to Norway",
+          "invoice from the plumber", "river fishing trip", "lighthouse photography", "farmers market",
+          "guitar chords", "mortgage interest rate", "violin lessons", "harbour ferry timetable",
+          "sourdough bread recipe", "orchid care", "tax return deadline", "jazz concert tickets",
+          "cycling route", "chain and saddle repair", "kids school meeting", "dentist appointment",
+          "running a marathon", "birthday party ideas", "kitchen renovation", "car insurance claim",
+          "book club novel", "python programming bug", "team offsite agenda", "quarterly sales report",
+          "wedding guest list", "camping gear checklist", "vegetable soup", "moving house boxes",
+          "yoga and stretching", "astronomy and telescopes", "bird watching", "winter tyres",
+          "electricity bill", "podcast episode notes", "chess openings", "hiking in the alps")
+NOW = datetime.now(UTC)
+KINDS = ("vector", "tag 5%", "tag 1%", "cluster", "kind", "dates", "hybrid", "hybrid + tag 5%")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def load(conn, user: str, files: int, centres: np.ndarray, rng, meta: bool) -> dict | None:
+    """`files` files of 4 chunks around the centres; with `meta`, the file attributes the filters use."""
+    conn.execute("INSERT INTO users (id) VALUES (%s)", (user,))
+    topic = rng.integers(len(TOPICS), size=files)
+    ids = [uuid.uuid4() for _ in range(files)]
+    pdf = rng.random(files) < 0.10
+    created = [NOW - timedelta(days=float(d)) for d in rng.uniform(0, 365, size=files)]
+    cluster_ids = [conn.execute("INSERT INTO clusters (user_id, label, size) VALUES (%s, %s, 0) RETURNING id",
+                                (user, t)).fetchone()["id"] for t in TOPICS] if meta else []
+    with conn.cursor().copy("COPY files (id, user_id, filename, media_type, category, size, sha256, blob_uri,"
+                            " status, created_at, cluster_id) FROM STDIN") as copy:
+        for i, fid in enumerate(ids):
+            copy.write_row((fid, user, f"n{i}.txt", "text/plain", "pdf" if pdf[i] else "text", 1, uuid.uuid4().hex * 2,
+                            "file:///x", "ready", created[i], cluster_ids[topic[i]] if meta else None))
+    vectors = unit(centres[topic].repeat(PER_FILE, axis=0) + rng.normal(scale=0.06, size=(files * PER_FILE, DIM)))
+    with conn.cursor().copy("COPY chunks (file_id, ord, user_id, text, embedding) FROM STDIN") as copy:
+        for n, v in enumerate(vectors):
+            f = n // PER_FILE
+            words = " ".join(rng.choice(" ".join(TOPICS).split(), size=10))
+            copy.write_row((ids[f], n % PER_FILE, user, f"{TOPICS[topic[f]]} {words} note{f}",
+                            "[" + ",".join(f"{x:.5f}" for x in v) + "]"))
+    if not meta:
+        return None
+    oslo, rare = rng.random(files) < 0.05, rng.random(files) < 0.01
+    for name, mask in (("oslo", oslo), ("rare", rare)):
+        conn.execute("INSERT INTO tags (file_id, user_id, kind, name, label, score) "
+                     "SELECT unnest(%s::uuid[]), %s, 'place', %s, %s, 1",
+                     ([ids[i] for i in np.flatnonzero(mask)], user, name, name.title()))
+    return {"ids": ids, "vectors": vectors, "topic": topic, "oslo": oslo, "rare": rare, "pdf": pdf,
+            "created": np.array([c.timestamp() for c in created]), "cluster_ids": cluster_ids}
+
+
+def exact_files(data: dict, q: np.ndarray, mask: np.ndarray) -> list:
+    """The 10 files nearest to q among those the mask keeps, by their nearest chunk (brute force)."""
+    best = (data["vectors"] @ q).reshape(-1, PER_FILE).max(axis=1)
+    best[~mask] = -np.inf
+    order = np.argsort(-best)[:10]
+    return [data["ids"][i] for i in order if mask[i]]
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    ms = sorted(t * 1000 for t in times)
+    return {"p50": statistics.median(ms), "p95": ms[max(0, int(len(ms) * 0.95) - 1)]}
+
+
+def start_api(stack, port: int) -> subprocess.Popen:
+    from local.stack import ROOT, serve_argv
+
+    env = stack.env("api") | {"RATE_LIMIT_SEARCHES": "1000000/minute", "LOG_FORMAT": "json"}
+    proc = subprocess.Popen(serve_argv("api", "127.0.0.1", port), env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the API did not become ready")
+
+
+def main() -> None:
+    p = options(__doc__)
+    p.add_argument("--chunks", type=int)
+    p.add_argument("--queries", type=int)
+    args = p.parse_args()
+    args.chunks = args.chunks or (10_000 if args.quick else 100_000)
+    args.queries = args.queries or (20 if args.quick else 100)
+    from api import search
+    from local.stack import Stack
+    from shared import db
+    from shared.config import Settings
+    from shared.models import embedder
+
+    data_dir = Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp"))
+    cfg = Settings(data_dir=data_dir)
+    model = embedder(cfg.embed_model, cfg.embed_device)
+    centres = unit(np.asarray(model.run(list(TOPICS))))
+    texts = [f"{TOPICS[i % len(TOPICS)]} {w}" for i, w in
+             enumerate(np.random.default_rng(1).choice("notes plan ideas list costs summary".split(), args.queries))]
+    queries = unit(np.asarray(model.run(texts)))
+    stack = Stack(cfg)
+    stack.start_database()
+    db.migrate(stack.database_url)
+    pool = db.pool(stack.database_url, 2)
+    rng = np.random.default_rng(0)
+    api = None
+    try:
+        with pool.connection() as conn:
+            conn.autocommit = True
+            print(f"== {args.chunks} chunks ({args.chunks // PER_FILE} files) for one user, "
+                  f"{args.chunks // 5} for another; pgvector {search.iterative_scans(conn) and '>= 0.8' or '< 0.8'}")
+            started = time.perf_counter()
+            conn.execute("DROP INDEX IF EXISTS chunks_embedding")  # building it once is faster than growing it
+            data = load(conn, USER, args.chunks // PER_FILE, centres, rng, meta=True)
+            load(conn, OTHER, args.chunks // PER_FILE // 5, centres, rng, meta=False)
+            conn.execute("SET maintenance_work_mem = '2GB'")
+            conn.execute("CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)")
+            conn.execute("ANALYZE")
+            version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = %s", ("vector",)).fetchone()
+            version = version["extversion"]
+            print(f"  loaded and indexed in {time.perf_counter() - started:.0f} s (pgvector {version})")
+        port = free_port_block(1)
+        api = start_api(stack, port)
+        since = NOW - timedelta(days=30)
+        every = np.ones(len(data["ids"]), bool)
+
+        def kind(name: str, i: int) -> tuple[dict, np.ndarray]:
+            c = data["cluster_ids"][(i * 7 + 3) % len(TOPICS)]  # mostly another topic's cluster: the hard case
+            return {"vector": ({}, every), "hybrid": ({}, every),
+                    "tag 5%": ({"tag": "Oslo"}, data["oslo"]), "hybrid + tag 5%": ({"tag": "Oslo"}, data["oslo"]),
+                    "tag 1%": ({"tag": "rare"}, data["rare"]),
+                    "cluster": ({"cluster": c}, np.array([data["cluster_ids"][t] == c for t in data["topic"]])),
+                    "kind": ({"kind": "pdf"}, data["pdf"]),
+                    "dates": ({"since": since.isoformat()}, data["created"] >= since.timestamp())}[name]
+
+        results = {"chunks": args.chunks, "queries": args.queries, "pgvector": version,
+                   "policy": {"iterative_scan": search.ITERATIVE_SCAN, "max_scan_tuples": search.SCAN_TUPLES,
+                              "exact_below": search.EXACT_BELOW, "ef_search": cfg.search_ef}, "kinds": {}}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer dev:{USER}"},
+                          timeout=30) as client:
+            for text in texts[:10]:  # warm: the model, the pool, the plans
+                client.get("/v1/search", params={"q": text, "mode": "hybrid"}).raise_for_status()
+            for name in KINDS:
+                times, recall, complete = [], [], []
+                for i, (text, q) in enumerate(zip(texts, queries, strict=True)):
+                    params, mask = kind(name, i)
+                    mode = "hybrid" if name.startswith("hybrid") else "vector"
+                    t = time.perf_counter()
+                    r = client.get("/v1/search", params={"q": text, "mode": mode, "limit": 10} | params)
+                    times.append(time.perf_counter() - t)
+                    r.raise_for_status()
+                    got = [uuid.UUID(h["file_id"]) for h in r.json()["hits"]]
+                    complete.append(len(got) == min(10, int(mask.sum())))
+                    if mode == "vector":
+                        exact = exact_files(data, q, mask)
+                        recall.append(len(set(got) & set(exact)) / max(1, len(exact)))
+                row = percentiles(times) | {"complete": float(np.mean(complete)), "matching": float(mask.mean())}
+                if recall:
+                    row["recall"] = statistics.mean(recall)
+                results["kinds"][name] = row
+                print(f"  {name:16s} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  "
+                      + (f"recall@10 {row['recall']:.3f}  " if recall else "")
+                      + f"full pages {row['complete']:.2f}  (files matching {row['matching']:.1%})")
+        results["levers"] = levers(pool, data, queries[:50], kind, cfg.search_ef, search)  # 50: within 15 min
+        results["peak_mib"] = peak_mib()[0]
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(10)
+        stack.stop()
+    print("  goals: p95 <= 25 ms, recall@10 >= 0.95, every filtered page full")
+    emit(args, results)
+
+
+def levers(pool, data, queries, kind, ef: int, search) -> dict:
+    """The query layer alone, per filter: the iterative index scan (strict and relaxed order), the exact
+    scan, and the policy api/search.py follows."""
+    out: dict[str, dict] = {}
+    saved = search.EXACT_BELOW, search.ITERATIVE_SCAN
+    names = ("index", "index relaxed", "exact", "policy")
+    print(f"  levers at the query layer (p95 ms, recall@10): {' | '.join(names)}")
+    with pool.connection() as conn:
+        conn.row_factory = dict_row
+        for name in ("vector", "tag 5%", "tag 1%", "cluster", "kind", "dates"):
+            row = {}
+            for lever in names:
+                times, recall = [], []
+                for i, q in enumerate(queries):
+                    params, mask = kind(name, i)
+                    a = {"u": USER, "q": "", "v": q, "k": 40} | {k: None for k in search.FILTERS} | params
+                    if "since" in params:
+                        a["since"] = datetime.fromisoformat(params["since"])
+                    search.EXACT_BELOW = {"exact": 10**9, "policy": saved[0]}.get(lever, 0)
+                    search.ITERATIVE_SCAN = "relaxed_order" if lever == "index relaxed" else saved[1]
+                    t = time.perf_counter()
+                    ranked = search.vector_ranking(conn, a, ef)
+                    times.append(time.perf_counter() - t)
+                    files = list(dict.fromkeys(f for f, _ in ranked))[:10]
+                    exact = exact_files(data, q, mask)
+                    recall.append(len(set(files) & set(exact)) / max(1, len(exact)))
+                row[lever] = percentiles(times) | {"recall": statistics.mean(recall)}
+            search.EXACT_BELOW, search.ITERATIVE_SCAN = saved
+            out[name] = row
+            print(f"    {name:8s} " + " | ".join(f"{row[k]['p95']:6.1f} ms {row[k]['recall']:.3f}"
+                                                   for k in names))
+    return out
+
+
+if __name__ == "__main__":
+    main()
