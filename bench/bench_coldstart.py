@@ -35,7 +35,7 @@ from events.catalogue import (
     NotificationRequested,
     TextEmbedded,
 )
-from local.stack import ROOT, Stack, function_names, serve_argv
+from local.stack import ROOT, Stack, free_port_block, function_names, serve_argv
 from shared import db
 from shared.blobs import LocalBlobStore, file_key
 from shared.config import Settings
@@ -191,7 +191,7 @@ def main() -> None:
 
     data = Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp"))
     cfg = Settings(data_dir=data)
-    stack = Stack(cfg, port=common.free_port_block(4))
+    stack = Stack(cfg, port=free_port_block(4))
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     stack.start_database()
@@ -201,7 +201,7 @@ def main() -> None:
         fixtures = Fixtures(cfg, stack.database_url)
         for r in range(args.rounds):
             for name in names:
-                port = common.free_port_block(1)
+                port = free_port_block(1)
                 env = stack.env(name) | {"LOG_LEVEL": "WARNING", "K_SINK": f"http://127.0.0.1:{sink.server_port}/"}
                 m = measure(name, serve_argv(name, "127.0.0.1", port), env, port, fixtures)
                 runs[name].append(m)

@@ -31,7 +31,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
-from local.stack import Stack
+from local.stack import Stack, free_port_block
 from shared.config import Settings
 from shared.models import SpacyPipeline, Whisper, embedder
 
@@ -211,7 +211,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="mindspace-bench-", dir="/tmp"))
     os.chmod(data, 0o755)  # pgserver's own user must reach its data folder
     cfg = Settings(data_dir=data)
-    stack = Stack(cfg, port=common.free_port_block(), env={
+    stack = Stack(cfg, port=free_port_block(), env={
         "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute", "LOG_LEVEL": "WARNING"})
     t = time.perf_counter()
     stack.start()

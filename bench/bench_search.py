@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 from psycopg.rows import dict_row
 
-from common import emit, free_port_block, options, peak_mib
+from common import emit, options, peak_mib
 
 USER, OTHER, DIM, PER_FILE = "bench", "bench-other", 384, 4
 TOPICS = ("garden tomatoes and basil", "household budget and savings", "piano practice", "travel to Norway",
@@ -115,7 +115,7 @@ def main() -> None:
     args.chunks = args.chunks or (10_000 if args.quick else 100_000)
     args.queries = args.queries or (20 if args.quick else 100)
     from api import search
-    from local.stack import Stack
+    from local.stack import Stack, free_port_block
     from shared import db
     from shared.config import Settings
     from shared.models import embedder

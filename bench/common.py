@@ -9,7 +9,6 @@ import json
 import os
 import random
 import resource
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -96,29 +95,6 @@ def machine() -> dict[str, str | int]:
                 if line.startswith("model name")), "unknown CPU")
     mem = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) // 1024
     return {"cpu": cpu, "cores": os.cpu_count() or 0, "memory_mib": mem}
-
-
-def free_port_block(size: int = 32) -> int:
-    """A base port with `size` free ports after it (the stack uses base .. base+size-1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size > 65000:
-            continue
-        socks = []
-        try:
-            for port in range(base, base + size):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no block of free ports")
 
 
 def group_memory_mib(pgid: int) -> tuple[float, float]:

@@ -33,6 +33,30 @@ COLOURS = (39, 208, 76, 170, 220, 45, 203, 141, 118, 214, 33, 198, 159, 227, 105
 PG_MAJOR = 16
 
 
+def free_port_block(size: int = 32) -> int:
+    """A base port with `size` free loopback ports after it (a stack uses base .. base+size-1): for
+    tests and benchmarks that start stacks beside one another."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + size > 65000:
+            continue
+        try:
+            socks = []
+            for p in range(base, base + size):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", p))
+                socks.append(sock)
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no block of free ports")
+
+
 def function_names() -> list[str]:
     return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "main.py").exists())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -14,36 +13,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from local.stack import Stack
+from local.stack import Stack, free_port_block
 from shared.config import Settings
 
 from fakes import FakeFCM, OTLPReceiver, StorageEmulator
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
 UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
-
-
-def free_port_block(size: int = 32) -> int:
-    """A base port with `size` free ports after it (the stack uses base .. base+size-1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + size > 65000:
-            continue
-        try:
-            socks = []
-            for p in range(base, base + size):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", p))
-                socks.append(sock)
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no block of free ports")
 
 
 @pytest.fixture(scope="session")
