@@ -54,6 +54,8 @@ def stack(fcm, gcs, otlp):
     s = Stack(cfg, port=free_port_block(), env={
         "MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT), "FIREBASE_CREDENTIALS": str(fcm.credentials), "FCM_URL": fcm.url,
         "STORAGE_EMULATOR_HOST": gcs.url, "BACKUP_RESUMABLE_ABOVE": str(64 * 1024),
+        # Batches gather for a few ms, so that tests/test_batching.py sees one form whatever the timing.
+        "BATCH_WAIT_MS": "15",
         # No test is throttled by accident; tests/test_api_abuse.py tries the limits on an app of its own.
         "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute",
         # Every process exports its spans to the loopback collector, soon after they end (tests/test_tracing.py).
