@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 import pypdfium2 as pdfium
 import pytesseract
@@ -133,6 +134,29 @@ def job_seconds(stack: Stack) -> dict[str, tuple[float, float]]:
     return out
 
 
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each stack process, its workers included, and of PostgreSQL
+    (the postmaster and its backends): where the machine's two cores went."""
+    groups = {name: proc.pid for name, proc in stack.procs.items()}
+    if stack._pg is not None:
+        groups["postgres"] = stack._pg.get_pid()
+    out = {}
+    for name, pid in groups.items():
+        try:
+            leader = psutil.Process(pid)
+            total = 0.0
+            for p in [leader, *leader.children(recursive=True)]:
+                t = p.cpu_times()
+                # an exited child (a backend of a closed connection, a Tesseract run) counts in its parent's
+                total += t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            continue
+        out[name] = total
+    me = psutil.Process().cpu_times()
+    out["bench clients"] = me.user + me.system  # the uploading and polling threads of this process
+    return out
+
+
 def upload_all(api: str, user: str, files, clients: int) -> list[str]:
     http = [httpx.Client(base_url=api, timeout=120, headers={"Authorization": f"Bearer dev:{user}"})
             for _ in range(clients)]
@@ -184,12 +208,13 @@ def stage_times(conn, ids: list[str]) -> tuple[dict[str, dict[str, float]], int]
 
 def pipeline_round(stack: Stack, conn, files, clients: int) -> dict:
     user = f"bench-{uuid.uuid4().hex[:8]}"  # the same bytes from a new user are new files
-    before = job_seconds(stack)
+    before, cpu_before = job_seconds(stack), cpu_seconds(stack)
     started = time.perf_counter()
     ids = upload_all(stack.api_url, user, files, clients)
     wait_done(conn, ids)
     elapsed = time.perf_counter() - started
-    after = job_seconds(stack)
+    after, cpu_after = job_seconds(stack), cpu_seconds(stack)
+    cpu = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
     statuses = {r["status"]: r["n"] for r in conn.execute(
         "SELECT status, count(*) AS n FROM files WHERE id = ANY(%s::uuid[]) GROUP BY 1", (ids,))}
     stages, retried = stage_times(conn, ids)
@@ -197,7 +222,7 @@ def pipeline_round(stack: Stack, conn, files, clients: int) -> dict:
         if count > before.get(name, (0, 0))[1]:
             stages.setdefault(name, {"work": 0.0, "wait": 0.0, "runs": 0})
             stages[name]["handler"] = total - before.get(name, (0, 0))[0]
-    return {"seconds": elapsed, "statuses": statuses, "stages": stages, "retried": retried}
+    return {"seconds": elapsed, "statuses": statuses, "stages": stages, "retried": retried, "cpu": cpu}
 
 
 def main() -> None:
@@ -255,6 +280,9 @@ def main() -> None:
         for stage, s in c["stages"].items():
             print(f"  {stage:10s} {s['runs']:5.0f} {s.get('model', 0):8.2f} {s['work']:8.2f} {s['adapter']:8.2f}"
                   f" {s['wait']:8.2f}")
+        busy = sum(c["cpu"].values())
+        print(f"  CPU s per round: {busy:.1f} in all, "
+              + ", ".join(f"{k} {v:.1f}" for k, v in c["cpu"].items() if v >= 0.05))
     emit(args, results)
 
 
@@ -277,12 +305,17 @@ def summarise(files, runs: dict[str, list]) -> dict:
         s["adapter"] = s.get("handler", s["work"]) - s["work"]
         if stage in MODEL_STEP:
             s["model"] = steps.get(MODEL_STEP[stage], 0.0)
+    cpu: dict[str, float] = defaultdict(float)
+    for p in runs["pipeline"]:
+        for name, seconds in p.get("cpu", {}).items():
+            cpu[name] += seconds / len(runs["pipeline"])
     kinds = dict(sorted((k, sum(f[2] == k for f in files)) for k in {f[2] for f in files}))
     return {"files": n, "kinds": kinds,
             "pipeline_fpm": spread([n / p["seconds"] * 60 for p in runs["pipeline"]]),
             "direct_fpm": spread([n / d["seconds"] * 60 for d in runs["direct"]]),
             "ratio": spread(ratios),
-            "direct_steps": dict(steps), "stages": {k: dict(v) for k, v in sorted(stages.items())},
+            "direct_steps": dict(steps), "cpu": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
+            "stages": {k: dict(v) for k, v in sorted(stages.items())},
             "statuses": [p["statuses"] for p in runs["pipeline"]],
             "retried": [p["retried"] for p in runs["pipeline"]]}
 

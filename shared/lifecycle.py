@@ -45,7 +45,10 @@ def stage_started(conn: Connection, file_id: UUID, stage: str) -> None:
 def stage_done(conn: Connection, file_id: UUID, stage: str, detail: dict, emitted: list[str]) -> str | None:
     """Record a stage's success and the events it emitted; 'ready' if this made the file ready."""
     conn.execute(
-        """UPDATE file_stages SET status = 'done', detail = %s, emitted = %s, error = NULL, finished_at = now()
+        # clock_timestamp(), not now(): now() is when the transaction began, which for a stage that opens
+        # it early (cluster takes its lock first) is before any of its work.
+        """UPDATE file_stages SET status = 'done', detail = %s, emitted = %s, error = NULL,
+                                finished_at = clock_timestamp()
            WHERE file_id = %s AND stage = %s""",
         (Jsonb(detail), emitted, file_id, stage),
     )
@@ -58,7 +61,7 @@ def stage_done(conn: Connection, file_id: UUID, stage: str, detail: dict, emitte
             (outcomes, file_id),
         )
     ready = conn.execute(
-        """UPDATE files SET status = 'ready', ready_at = now(), status_reason = NULL, updated_at = now()
+        """UPDATE files SET status = 'ready', ready_at = clock_timestamp(), status_reason = NULL, updated_at = now()
            WHERE id = %s AND status = 'processing' AND outcomes @> %s::text[] RETURNING id""",
         (file_id, sorted(catalogue.outcomes())),
     ).fetchone()

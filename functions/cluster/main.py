@@ -47,7 +47,9 @@ class Cluster(Stage):
             return None
         fitted = conn.execute("SELECT files, fitted_at FROM cluster_models WHERE user_id = %s",
                               (event.user_id,)).fetchone()
-        files = conn.execute("SELECT count(*) AS n FROM files WHERE user_id = %s AND status <> 'failed'",
+        # Files with vectors, as the fit counted them: files still on their way would make every event of
+        # a burst of uploads re-cluster in full.
+        files = conn.execute("SELECT count(DISTINCT file_id) AS n FROM chunks WHERE user_id = %s",
                              (event.user_id,)).fetchone()["n"]
         if fitted is None or files >= fitted["files"] * (1 + self.growth):
             ctx.detail.update(self.recluster(conn, event.user_id))
@@ -86,9 +88,11 @@ class Cluster(Stage):
             old.setdefault(r["cluster_id"], set()).add(r["id"])
         model.ids = clustering.match(old, new)
         by_file = dict(zip(ids, labels, strict=True))
-        texts: dict[int, list[str]] = {}  # one text a file, its first passages: enough to name its cluster
+        # One text a file, its first passages: enough to name its cluster. Only the files fitted: another
+        # file's chunks may have been committed since.
+        texts: dict[int, list[str]] = {}
         for r in conn.execute("SELECT file_id, string_agg(text, ' ' ORDER BY ord) AS text FROM chunks"
-                              " WHERE user_id = %s AND ord < 3 GROUP BY file_id", (user_id,)):
+                              " WHERE file_id = ANY(%s) AND ord < 3 GROUP BY file_id", (ids,)):
             texts.setdefault(int(by_file[r["file_id"]]), []).append(r["text"])
         names = clustering.label(texts)
         conn.execute("DELETE FROM clusters WHERE user_id = %s AND NOT (id = ANY(%s))",
