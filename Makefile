@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml | debs
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[models,local,test,onnx-export]'
+	$(BIN)/pip install -q -e '.[all,test]'  # every function's group (pyproject.toml), the local stack, the tests
 	@# MiniLM as ONNX graphs beside its weights (float, int8): the API and the embed stage run them without torch.
 	$(BIN)/python -W ignore -m shared.onnx_embed
 	touch $@

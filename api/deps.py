@@ -72,9 +72,8 @@ class Api:
         """Put an event on the broker (K_SINK, from the API's SinkBinding); 503 if it cannot be reached."""
         if not self.cfg.k_sink:
             raise HTTPException(503, f"no broker configured (K_SINK); {unreachable}")
-        headers, body = wire.binary(tracing.inject(event))  # the request's trace goes on with the event
         try:
-            httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=10).raise_for_status()
+            wire.send(self.cfg.k_sink, tracing.inject(event), timeout=10)  # the request's trace goes on with it
         except httpx.HTTPError as e:
             log.error("could not emit %s: %s", event["type"], e)
             raise HTTPException(503, f"the pipeline is not reachable; {unreachable}") from e

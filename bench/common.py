@@ -99,7 +99,7 @@ def machine() -> dict[str, str | int]:
 
 def group_memory_mib(pgid: int) -> tuple[float, float]:
     """(now, peak) resident memory of a process group, MiB: the sums of VmRSS and VmHWM of its processes
-    (/proc; psutil is not installed). The sum of peaks is an upper bound when they did not coincide."""
+    (/proc). The sum of peaks is an upper bound when they did not coincide."""
     rss = hwm = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:

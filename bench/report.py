@@ -115,6 +115,13 @@ def headline_rows(benches: dict) -> list[tuple[str, str, str, str]]:
         if r:
             rows.append((f"{name} stage / raw model, one event at a time", "<= 1.05", f"{r['ratio']:.2f}",
                          "yes" if r["ratio"] <= 1.05 else "no"))
+    imgs = (benches.get("images") or {}).get("results")
+    if imgs:
+        own = {k: v["mib"] for k, v in imgs["functions"].items() if k == k.split()[0]}  # the default images
+        big, before = max(own, key=own.get), imgs["one_for_all"]["mib"]
+        rows.append(("per-function images: packages installed", "only what the function needs",
+                     f"{min(own.values()):.0f}-{own[big]:.0f} MiB ({big} largest) against {before:.0f} MiB in every "
+                     "image before", "yes" if own[big] < before else "no"))
     return rows
 
 
@@ -232,6 +239,38 @@ def section_coldstart(r: dict, img: Path) -> list[str]:
         f = fns[n]
         out.append(f"| {n} | {fmt(f['ready_s'])} | {fmt(f['first_event_s'])} | {f['statuses'][-1]} | "
                    f"{f['peak_mib']:.0f} | {f['limit_mib'] or 0:.0f} |")
+    return out + [""]
+
+
+def section_images(r: dict, img: Path) -> list[str]:
+    fns, before = r["functions"], r["one_for_all"]
+    names = list(fns)
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.4))
+    ys = range(len(names))
+    weights = [sum(fns[n]["weights_mib"].values()) for n in names]
+    ax.barh(list(ys), [fns[n]["mib"] - w for n, w in zip(names, weights, strict=True)], color="tab:blue",
+            label="packages")
+    ax.barh(list(ys), weights, left=[fns[n]["mib"] - w for n, w in zip(names, weights, strict=True)],
+            color="tab:orange", label="model weights (and MiniLM's ONNX graphs)")
+    ax.axvline(before["mib"], color="red", linestyle="--", label=f"one image for all: {before['mib']:.0f} MiB")
+    ax.set_yticks(list(ys), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("MiB installed in /venv")
+    ax.legend(fontsize=8)
+    out = ["## What each function's image installs", "",
+           "Each image installs its function's group of pyproject.toml, `.[FUNCTION]` (the Dockerfile's one build "
+           "argument): the base every function needs and its own packages, with everything they require; "
+           "tests/test_images.py runs each function on exactly that. Sizes are this venv's files of each "
+           "distribution (its RECORD, measured on disk; torch is the CPU build here, the gpu profile's CUDA "
+           "build is larger); the Python base image, our own code and the Debian packages (libmagic for the "
+           "API, Tesseract for ocr) come on top. Before, every image installed every dependency.", "",
+           figure(img / "images.png", fig), "",
+           "| image | groups | packages | MiB | model weights MiB | largest packages (MiB) |",
+           "|---|---|---|---|---|---|"]
+    for n, c in [*fns.items(), ("one image for all (before)", before)]:
+        out.append(f"| {n} | {','.join(c['groups']) if n in fns else 'every group'} | {c['packages']} | "
+                   f"{c['mib']:.0f} | {sum(c['weights_mib'].values()):.0f} | "
+                   + ", ".join(f"{name} {size:.0f}" for name, size in c["largest"][:5]) + " |")
     return out + [""]
 
 

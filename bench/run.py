@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = {
     "pipeline": ("bench_pipeline.py", "end to end against the direct path"),
     "coldstart": ("bench_coldstart.py", "cold start per function"),
+    "images": ("bench_images.py", "what each function's image installs (metadata only)"),
     "embed": ("bench_embed.py", "embed stage against raw sentence-transformers"),
     "onnx": ("bench_onnx.py", "MiniLM through ONNX Runtime (float, int8) against torch"),
     "tag": ("bench_tag.py", "tag stage against raw spaCy + TextRank"),

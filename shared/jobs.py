@@ -4,8 +4,6 @@ cause is fixed. The API's jobs view, the local broker's `queue_length` and `mind
 read it. Deliveries are the local broker's procrastinate jobs; a Knative cluster has no such table."""
 from __future__ import annotations
 
-import httpx
-
 from events import routes, wire
 from shared import lifecycle
 from shared.metrics import stage_of
@@ -84,7 +82,6 @@ def replay(conn, row: dict, sink: str) -> None:
     event[REPLAYED] = sent.isoformat()
     if row["file_id"]:
         lifecycle.reopen(conn, row["file_id"])
-    headers, body = wire.binary(wire.from_json(event))
-    httpx.post(sink, headers=headers, content=body, timeout=30).raise_for_status()
+    wire.send(sink, wire.from_json(event))
     # Replayed, unless it failed again meanwhile: the sink recorded that failure after `sent`.
     conn.execute("UPDATE dead_letters SET replayed_at = now() WHERE id = %s AND received_at < %s", (row["id"], sent))

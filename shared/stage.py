@@ -309,8 +309,7 @@ class _Runtime:
 
     def send(self, event: wire.CloudEvent) -> None:
         """Post one event to the broker (K_SINK, from the function's SinkBinding)."""
-        headers, body = wire.binary(event)
-        httpx.post(self.cfg.k_sink, headers=headers, content=body, timeout=30).raise_for_status()
+        wire.send(self.cfg.k_sink, event)
 
 
 def consumed_reply(conn, key: tuple) -> list[dict] | None:
