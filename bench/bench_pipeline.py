@@ -241,7 +241,7 @@ def main() -> None:
     t = time.perf_counter()
     stack.start()
     print(f"local stack ready in {time.perf_counter() - t:.0f} s")
-    results: dict = {"clients": args.clients, "rounds": args.rounds, "corpora": {}}
+    results: dict = {"clients": args.clients, "rounds": args.rounds, "cores": os.cpu_count(), "corpora": {}}
     try:
         with psycopg.connect(stack.database_url, autocommit=True, row_factory=dict_row) as conn:
             t = time.perf_counter()

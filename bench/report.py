@@ -194,6 +194,18 @@ def section_pipeline(r: dict, img: Path) -> list[str]:
             "the stage's start: the broker's queue, its delivery over HTTP. *model* is what the same model took "
             "on the same inputs in the direct path (batched there).", "",
             figure(img / "pipeline_stages.png", fig), ""]
+    out += ["CPU seconds per round of each process of the local stack (user + system, its workers and "
+            "children included; *postgres* is the server and its backends, *bench clients* the uploading and "
+            "polling threads of the benchmark), against what the machine had: its cores times the wall time.", "",
+            "| corpus | wall s | CPU s available | CPU s used | by process |", "|---|---|---|---|---|"]
+    for n, c in corpora.items():
+        if "cpu" not in c:
+            continue
+        wall = c["files"] / c["pipeline_fpm"]["median"] * 60
+        used = sum(c["cpu"].values())
+        top = ", ".join(f"{k} {v:.1f}" for k, v in c["cpu"].items() if v >= 0.05)
+        out.append(f"| {n} | {wall:.1f} | {wall * r.get('cores', 2):.1f} | {used:.1f} | {top} |")
+    out.append("")
     for n, c in corpora.items():
         out += [f"**{n}** (retried stage runs per round: {c['retried']})", "",
                 "| stage | runs | model (direct) s | work s | adapter s | wait s |", "|---|---|---|---|---|---|"]
@@ -417,7 +429,9 @@ def section_search(r: dict, img: Path) -> list[str]:
            f"`GET /v1/search` of the API process (uvicorn, as the stack runs it; the query embedded by the API) "
            f"against the embedded PostgreSQL with pgvector {r['pgvector']}: {r['chunks']:,} chunks of one user (4 a "
            f"file, around 40 topics whose centres embed topic phrases), a fifth as many of another; {r['queries']} "
-           f"queries per kind, limit 10. Iterative index scans ({pol['iterative_scan']}, max_scan_tuples "
+           f"queries per kind, limit 10, timed after one untimed pass of every kind (a server that has been "
+           f"answering searches, its tables vacuumed; the local stack's server keeps 512MB of shared_buffers, "
+           f"local/stack.py). Iterative index scans ({pol['iterative_scan']}, max_scan_tuples "
            f"{pol['max_scan_tuples']:,}, ef_search {pol['ef_search']}); a filter leaving fewer than "
            f"{pol['exact_below']:,} files is searched exactly. The cluster filter names mostly another topic's "
            "cluster (the hard case). Recall@10 of the files against an exact scan in numpy with the same filter; "
