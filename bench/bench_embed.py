@@ -24,7 +24,7 @@ def notes(n: int, seed: int = 7) -> list[str]:
 
 def main() -> None:
     p = options(__doc__)
-    p.add_argument("--notes", type=int, default=300)
+    p.add_argument("--notes", type=int, default=200)
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     if args.quick:
