@@ -19,12 +19,13 @@ points keeps mostly noise (24 notes on 3 topics: adjusted Rand 1.0 unreduced, 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import hdbscan
 import numpy as np
-from hdbscan.prediction import PredictionData
-from sklearn.decomposition import PCA
-from sklearn.feature_extraction.text import CountVectorizer
+
+if TYPE_CHECKING:  # imported where used: hdbscan and scikit-learn took the stage's start from 0.5 to 1.4 s
+    import hdbscan
+    from sklearn.decomposition import PCA
 
 NOISE = -1
 COMMON = 0.5  # a word in more than this share of files names no cluster ("note", a signature): see label()
@@ -57,6 +58,9 @@ def min_samples(n: int, min_size: int) -> int:
 
 
 def fit(vectors: np.ndarray, min_size: int, dims: int, reduce_above: int) -> tuple[Model, np.ndarray]:
+    import hdbscan
+    from sklearn.decomposition import PCA
+
     vectors = unit(vectors)
     mean = vectors.mean(axis=0)
     centred = unit(vectors - mean)
@@ -74,6 +78,8 @@ def agree_on_selection(clusterer: hdbscan.HDBSCAN) -> None:
     cluster's points sit in sub-segments (it happens at small n), that is a sub-segment, and a file was
     placed in another cluster than the full clustering gave it, or in none (33 documents: 16 of 33).
     The selected cluster is the lowest common ancestor of its points' segments."""
+    from hdbscan.prediction import PredictionData
+
     tree = clusterer.condensed_tree_
     raw = tree.to_numpy()
     up = {int(c): int(p) for p, c, size in zip(raw["parent"], raw["child"], raw["child_size"], strict=True)
@@ -100,6 +106,8 @@ def agree_on_selection(clusterer: hdbscan.HDBSCAN) -> None:
 
 def place(model: Model, vector: np.ndarray) -> int | None:
     """The stable id of the cluster a new file falls into, or None for noise (approximate_predict)."""
+    import hdbscan
+
     labels, _ = hdbscan.approximate_predict(model.clusterer, model.space(vector[None, :]))
     return model.ids.get(int(labels[0]))
 
@@ -121,6 +129,8 @@ def label(texts: dict[int, list[str]], top: int = 3) -> dict[int, str]:
     words by class-based TF-IDF, where every cluster (noise included, so that common words lose
     weight) is one document. A word in most of the user's files (a template's "note", a signature's
     name) carries no weight: it names what the files share, not a topic."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     classes = sorted(texts)
     docs = [t for c in classes for t in texts[c]]
     counts = CountVectorizer(stop_words="english", token_pattern=r"(?u)\b[^\W\d_]{3,}\b")  # nosec B106  # a regex, not a password
