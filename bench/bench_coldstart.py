@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
 import yaml
 
@@ -39,6 +40,7 @@ from local.stack import ROOT, Stack, free_port_block, function_names, serve_argv
 from shared import db
 from shared.blobs import LocalBlobStore, file_key
 from shared.config import Settings
+from shared.models import EMBED_DIM
 from shared.textdoc import TextDoc
 
 import common
@@ -102,6 +104,20 @@ class Fixtures:
         return FileUploaded(file_id=file_id, user_id=USER, blob_uri=uri, filename=filename, size=len(data),
                             media_type=media_type, category=category, sha256=sha)
 
+    def embedded_files(self, n: int) -> None:
+        """`n` files with a chunk each around three directions, as embed would have left them (once)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            if conn.execute("SELECT count(*) FROM chunks WHERE user_id = %s", (USER,)).fetchone()[0] >= n:
+                return
+            rng = np.random.default_rng(0)
+            centres = rng.normal(size=(3, EMBED_DIM))
+            for i in range(n):
+                f = self.file(f"n{i}.txt", f"note {i}".encode(), "text/plain", Category.text)
+                v = centres[i % 3] + rng.normal(scale=0.1, size=EMBED_DIM)
+                vector = "[" + ",".join(map(str, v / np.linalg.norm(v))) + "]"
+                conn.execute("INSERT INTO chunks (file_id, ord, user_id, text, embedding) VALUES (%s, 0, %s, %s, %s)",
+                             (f.file_id, USER, f"topic {i % 3} note {i}", vector))
+
     def event(self, name: str):
         """A new CloudEvent (a new id: never a duplicate) that makes `name` do its real work."""
         if name == "extract":
@@ -112,7 +128,8 @@ class Fixtures:
             return wire.make(self.audio, "bench")
         if name in ("embed", "tag", "suggest"):
             return wire.make(self.text, "bench")
-        if name == "cluster":
+        if name == "cluster":  # with a dozen more embedded files, so that it fits HDBSCAN for real
+            self.embedded_files(12)
             return wire.make(TextEmbedded(file_id=self.note.file_id, user_id=USER, chunks=1, model="bench"), "bench")
         if name == "notify":
             return wire.make(NotificationRequested(user_id=USER, key=str(uuid.uuid4()), kind=NotificationKind.reminder,
