@@ -21,10 +21,12 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from local.stack import function_names
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "mindspace"
-# Every function's group; the API is served by uvicorn, the others by functions-framework.
-FUNCTIONS = ("api", *sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py")))
+# Every function's group: the API's and each stage's.
+FUNCTIONS = ("api", *function_names())
 
 
 class Missing(LookupError):

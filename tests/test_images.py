@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 
 import pytest
 import yaml
@@ -206,7 +205,7 @@ def test_embed_runs_torch_on_its_gpu_group(tmp_path, fcm, gcs, otlp):
 
 
 def test_the_groups_are_what_the_images_and_the_venv_install():
-    project = tomllib.loads((images.ROOT / "pyproject.toml").read_text())["project"]
+    project = images.pyproject()["project"]
     groups = project["optional-dependencies"]
     assert set(images.FUNCTIONS) <= groups.keys(), "every function has a group (empty where the base is enough)"
     everything = images.closure(("all",))  # what make setup installs: every group, so the local stack runs all
