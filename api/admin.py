@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from api.deps import DB, Api, Runtime, User
 from api.errors import problems
-from shared import jobs
+from events import routes
+from shared import dead_letters, local_queue
 from shared.metrics import API_SECONDS
 from shared.problems import Problem
 
@@ -77,23 +78,23 @@ class Replay(BaseModel):
 
 
 @cache
-def _subscribers() -> dict[str, str]:
-    return jobs.subscribers()
+def _delivery_routes() -> dict[str, routes.Route]:
+    return local_queue.delivery_routes(routes.load())
 
 
 @router.get("/jobs", response_model=Jobs)
 def jobs_view(c: DB, _: Operator) -> Jobs:
-    queue = jobs.queue(c, _subscribers()) if jobs.has_queue(c) else {}
-    dead = jobs.dead_lettered(c)
+    queue = local_queue.queue(c, _delivery_routes()) if local_queue.has_queue(c) else {}
+    dead = dead_letters.counts(c)
     idle = {"waiting": 0, "running": 0, "retrying": 0, "oldest_waiting_s": None}
     return Jobs(queue=bool(queue), stages=[StageJobs(stage=s, **queue.get(s, idle), dead_lettered=dead.get(s, 0))
                                            for s in sorted(queue.keys() | dead.keys())])
 
 
 @router.get("/dead-letters", response_model=list[DeadLetter])
-def dead_letters(c: DB, _: Operator, stage: str | None = None, replayed: bool = False,
-                 limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
-    return jobs.dead_letters(c, stage=stage, replayed=replayed)[:limit]
+def list_dead_letters(c: DB, _: Operator, stage: str | None = None, replayed: bool = False,
+                      limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+    return dead_letters.listed(c, stage=stage, replayed=replayed)[:limit]
 
 
 @router.post("/dead-letters/replay", response_model=list[DeadLetter])
@@ -103,10 +104,10 @@ def replay(body: Replay, c: DB, api: Runtime, _: Operator) -> list[dict]:
         raise HTTPException(422, "name the dead letters to replay: ids, a stage, or all")
     if not api.cfg.k_sink:
         raise HTTPException(503, "no broker configured (K_SINK)")
-    rows = jobs.dead_letters(c, ids=body.ids or None, stage=body.stage)
+    rows = dead_letters.listed(c, ids=body.ids or None, stage=body.stage)
     for row in rows:
         try:
-            jobs.replay(c, row, api.cfg.k_sink)
+            dead_letters.replay(c, row, api.cfg.k_sink)
         except httpx.HTTPError as e:
             raise HTTPException(503, f"the broker is not reachable; {len(rows)} dead letters not all replayed") from e
         c.commit()  # each one done stays done, should a later one fail

@@ -30,7 +30,7 @@ from starlette.routing import Route as HttpRoute
 
 from events import routes as routing
 from events import wire
-from shared import jobs, problems
+from shared import local_queue, problems
 from shared.metrics import QueueLength, process_started
 
 log = logging.getLogger("mindspace.broker")
@@ -79,18 +79,13 @@ class Broker:
                  pings: list[routing.Ping] = (), max_event_bytes: int = 256 * 1024):
         self.services = services
         self.max_event_bytes = max_event_bytes
-        self.routes = {r.name: r for r in trigger_routes}
-        # Dead letters are deliveries too, with the broker's retries and no sink behind them.
-        for r in trigger_routes:
-            if r.delivery.dead_letter:
-                self.routes[f"{r.name}/dls"] = routing.Route(
-                    name=f"{r.name}/dls", subscriber=r.delivery.dead_letter,
-                    delivery=routing.Delivery(retry=r.delivery.retry, backoff_delay=r.delivery.backoff_delay))
+        self.triggers = trigger_routes
+        self.routes = local_queue.delivery_routes(trigger_routes)  # and the routes to dead-letter sinks
         missing = {r.subscriber for r in self.routes.values()} - services.keys()
         if missing:
             raise ValueError(f"Triggers name services that are not running: {sorted(missing)}")
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=database_url))
-        self.app.task(name="deliver", pass_context=True, retry=DeliveryRetry(self))(self.deliver)
+        self.app.task(name=local_queue.TASK, pass_context=True, retry=DeliveryRetry(self))(self.deliver)
         for ping in pings:  # PingSources as procrastinate periodic tasks: at most once per tick, durable
             task = self.app.task(name=f"ping:{ping.name}", pass_context=True)(self.tick)
             self.app.periodic(cron=ping.schedule, periodic_id=ping.name, task_kwargs={"ping": ping.name})(task)
@@ -102,9 +97,10 @@ class Broker:
 
     async def publish(self, event: wire.CloudEvent) -> list[str]:
         attrs = wire.as_dict(event)
-        matched = [r.name for r in self.routes.values() if not r.name.endswith("/dls") and r.matches(attrs)]
+        matched = [r.name for r in self.triggers if r.matches(attrs)]
         if matched:  # one INSERT for every Trigger it matches
-            await self.app.configure_task("deliver").batch_defer_async(*({"route": n, "event": attrs} for n in matched))
+            deliveries = ({"route": n, "event": attrs} for n in matched)
+            await self.app.configure_task(local_queue.TASK).batch_defer_async(*deliveries)
         else:
             log.info("no Trigger matches %s %s; dropped, as a Knative Broker would", event["type"], event["id"])
         return matched
@@ -136,7 +132,7 @@ class Broker:
                       attempt, r.subscriber, code, text[:200])
             dead = {**event, "knativeerrordest": url, "knativeerrorcode": str(code),
                     "knativeerrordata": text[:1024]}
-            await self.app.configure_task("deliver").defer_async(route=f"{r.name}/dls", event=dead)
+            await self.app.configure_task(local_queue.TASK).defer_async(route=local_queue.to_sink(r.name), event=dead)
             return
         raise RuntimeError(f"gave up delivering {ce['id']} to {r.subscriber}: {code} {text[:200]}")
 
@@ -167,7 +163,7 @@ class Broker:
 
     async def ensure_schema(self) -> None:
         async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
-            cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+            cur = await conn.execute(local_queue.HAS_QUEUE)
             exists = (await cur.fetchone())[0]
         if not exists:
             await self.app.schema_manager.apply_schema_async()
@@ -212,9 +208,9 @@ async def metrics(request: Request) -> Response:
 
 def waiting(database_url: str, routes: dict[str, routing.Route]) -> dict[str, int]:
     with psycopg.connect(database_url, row_factory=dict_row, autocommit=True, connect_timeout=5) as conn:
-        if not jobs.has_queue(conn):
+        if not local_queue.has_queue(conn):
             return {}
-        queue = jobs.queue(conn, {name: r.subscriber for name, r in routes.items()})
+        queue = local_queue.queue(conn, routes)
     return {stage: q["waiting"] for stage, q in queue.items()}
 
 

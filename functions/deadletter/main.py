@@ -6,7 +6,7 @@ from psycopg.types.json import Jsonb
 
 from events import catalogue, wire
 from shared import lifecycle
-from shared.jobs import REPLAYED
+from shared.dead_letters import REPLAYED
 from shared.metrics import DEAD_LETTERED, stage_of
 from shared.stage import Context, Rejected, Stage, serve
 
