@@ -8,9 +8,9 @@ import pytest
 from local import cli
 
 
-def run(stack, capsys, *argv) -> str:
+def run(stack, capsys, *argv, user: str = "cli-user") -> str:
     cli.console.width = 200
-    cli.main(["--api", stack.api_url, "--token", "dev:cli-user", *argv])
+    cli.main(["--api", stack.api_url, "--token", f"dev:{user}", *argv])
     return capsys.readouterr().out
 
 
@@ -39,20 +39,22 @@ def test_tags_and_clusters(stack, capsys, tmp_path):
     assert "no clusters yet" in run(stack, capsys, "clusters")
 
 
-def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, monkeypatch):
+def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql):
     """A text.extracted whose text blob is missing dead-letters at embed and tag; once the blob is
-    there, `mindspace dead-letters --replay` sends it again and the file ends ready."""
+    there, `mindspace dead-letters --replay` sends it again (through the API, as an operator) and the
+    file ends ready."""
+    from test_jobs import operator
     from test_pipeline import post_event
 
     from events.catalogue import TextExtracted
     from shared.blobs import LocalBlobStore, file_key
-    from shared.config import settings
 
     from conftest import User
 
-    monkeypatch.setenv("DATA_DIR", str(stack.data_dir))  # the CLI finds the stack by its stack.json
-    settings.cache_clear()
-    user = User(stack, "cli-replay")
+    user, admin = User(stack, "cli-replay"), operator(stack).name
+    with pytest.raises(SystemExit):
+        run(stack, capsys, "dead-letters", user=user.name)
+    assert "error 403" in capsys.readouterr().out  # operators only
     f = user.upload("later.txt", b"a note whose text arrives late").json()
     user.wait(f["id"])
     blobs = LocalBlobStore(stack.data_dir / "blobs")
@@ -65,12 +67,12 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql, m
     deadline = time.monotonic() + 30
     while len(sql("SELECT id FROM dead_letters WHERE event_id = 'late-1'")) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    out = run(stack, capsys, "dead-letters")
+    out = run(stack, capsys, "dead-letters", "--stage", "embed", user=admin)
     assert "text.extracted" in out and "422" in out
     blobs.put(late_key, b'{"text": "the kayak rental opens at dawn", '
               b'"segments": [{"start": 0, "end": 30, "locator": {}}]}')
     ids = [str(r["id"]) for r in sql("SELECT id FROM dead_letters WHERE event_id = 'late-1'")]
-    assert "replayed" in run(stack, capsys, "dead-letters", "--replay", *ids)
+    assert run(stack, capsys, "dead-letters", "--replay", *ids, user=admin).count("replayed") == len(ids)
     assert user.wait(f["id"], timeout=60)["status"] == "ready"
     assert user.search("canoe hire at sunrise")[0]["file_id"] == f["id"]
-    settings.cache_clear()
+    assert not sql("SELECT id FROM dead_letters WHERE id = ANY(%s) AND replayed_at IS NULL", list(map(int, ids)))

@@ -114,6 +114,7 @@ def test_dead_letters_are_listed_and_replayed_per_stage(stack, sql):
 
 def test_mindspace_jobs_prints_the_view_and_watches_it_until_ctrl_c(stack, capsys, monkeypatch):
     from local import cli
+    from local.cli import operators
 
     cli.console.width = 200
     argv = ["--api", stack.api_url, "--token", f"dev:{operator(stack).name}", "jobs"]
@@ -127,6 +128,6 @@ def test_mindspace_jobs_prints_the_view_and_watches_it_until_ctrl_c(stack, capsy
         if len(naps) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.time, "sleep", nap)
+    monkeypatch.setattr(operators.time, "sleep", nap)
     cli.main([*argv, "--watch"])
     assert naps == [2.0, 2.0] and "extract" in capsys.readouterr().out
