@@ -12,7 +12,7 @@ KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu
 NS ?= mindspace
 
-.PHONY: run test test-fast lint audit bench setup debs render deploy revisions canary promote rollback clean help
+.PHONY: run test test-fast lint audit bench setup debs images onnx container-debs render deploy revisions canary promote rollback clean help
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -58,6 +58,27 @@ audit: $(STAMP) ## bandit over the code: every finding fixed or explained where 
 # ARGS=--quick: a smoke run of every benchmark (a minute or two).
 bench: $(STAMP) debs ## every benchmark (<15 min on 2 cores), written to docs/benchmarks.md; ARGS=--quick for a smoke run
 	$(BIN)/python bench/run.py $(ARGS)
+
+# --- images (one per function, from the one Dockerfile) -------------------------------------------
+# podman and buildah from Debian; mmdebstrap makes the base image's stand-in where no registry is reachable.
+CONTAINER_DEBS := podman buildah runc uidmap mmdebstrap
+# A sandbox that refuses podman's default rlimits and cgroup manager names its settings here (see README).
+CONTAINERS_CONF ?= $(wildcard ../shared/containers/containers.conf)
+ifneq ($(CONTAINERS_CONF),)
+export CONTAINERS_CONF := $(abspath $(CONTAINERS_CONF))
+endif
+FUNCTION ?=
+
+container-debs: ## install podman, buildah and mmdebstrap (Debian packages)
+	@$(MAKE) --no-print-directory debs DEBS="$(CONTAINER_DEBS)"
+
+# MiniLM's ONNX graphs exported here, in the build context: torch never enters an image build.
+onnx: build/onnx/model.onnx ## export MiniLM's ONNX graphs into build/onnx for the image builds
+build/onnx/model.onnx: $(STAMP) shared/onnx_embed.py
+	$(BIN)/python -W ignore -m shared.onnx_embed "" build/onnx
+
+images: onnx container-debs ## build every function's image mindspace-<function> (FUNCTION=x: one)
+	local/build-images.sh $(FUNCTION)
 
 # --- operators (a kube context with Knative Serving and Eventing) ---------------------------
 render: ## print the Knative manifests of OVERLAY=cpu|gpu

@@ -20,12 +20,13 @@ from pathlib import Path
 import httpx
 
 from events import routes
+from local import containers as oci
+from local import reload as code
 from shared import db
 from shared.config import Settings
 
 log = logging.getLogger("mindspace.stack")
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
 # 256-colour ANSI codes, one per process in the order the stack starts them, for the prefix of its lines.
 COLOURS = (39, 208, 76, 170, 220, 45, 203, 141, 118, 214, 33, 198, 159, 227, 105, 166)
 # The embedded server's major version: the folders the pgserver wheel made are 16, and the wheel's
@@ -61,21 +62,15 @@ def free_port_block(size: int = 32) -> int:
     raise RuntimeError("no block of free ports")
 
 
-def function_names() -> list[str]:
-    return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "main.py").exists())
+def function_names(root: Path = ROOT) -> list[str]:
+    return sorted(p.name for p in (root / "functions").iterdir() if (p / "main.py").exists())
 
 
-def serve_argv(function: str, host: str, port: int) -> list[str]:
-    """How a function is served: the same servers and arguments as its container's CMD (Dockerfile)."""
-    bin_dir = Path(sys.executable).parent
-    if function == "api":
-        return [sys.executable, "-m", "uvicorn", "api.app:app", "--host", host, "--port", str(port),
-                "--log-level", "warning"]
-    source = FUNCTIONS / function / "main.py"
-    if not source.exists():
-        raise SystemExit(f"no function {function!r}; there are: api, {', '.join(function_names())}")
-    return [str(bin_dir / "functions-framework"), "--source", str(source), "--target", "handle",
-            "--signature-type", "http", "--host", host, "--port", str(port)]
+def serve_argv(function: str, host: str, port: int, root: Path = ROOT) -> list[str]:
+    """How a function is served: shared/serve.sh, its container's CMD too (run in the repository's root)."""
+    if function != "api" and not (root / "functions" / function / "main.py").exists():
+        raise SystemExit(f"no function {function!r}; there are: api, {', '.join(function_names(root))}")
+    return ["sh", str(root / "shared" / "serve.sh"), function, host, str(port), sys.executable]
 
 
 def embedded_postgres(data_dir: Path):
@@ -105,8 +100,12 @@ def embedded_postgres(data_dir: Path):
 
 class Stack:
     def __init__(self, cfg: Settings, port: int = 8080, env: dict[str, str] | None = None,
-                 manifests: Path = routes.KNATIVE_BASE):
+                 manifests: Path = routes.KNATIVE_BASE, containers: bool = False, reload: bool = False,
+                 root: Path = ROOT):
         self.cfg = cfg
+        self.root = root  # the code the functions run (tests of the reload run a copy)
+        self.reload = reload and not containers  # a container runs its image's code: rebuild it (make images)
+        self.containers = containers  # every function from its image (local/containers.py), or as a process
         self.manifests = manifests  # the kustomize folder the broker routes by (read at its every start)
         self.port = port
         self.data_dir = cfg.data_dir.resolve()
@@ -116,11 +115,12 @@ class Stack:
         self.backoff: dict[str, float] = {}
         self.restarts: dict[str, int] = {}  # counted per process, for the log and the tests
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # the supervisor and a reload never restart one process together
         self._supervisor: threading.Thread | None = None
         self._pg = None
         self.database_url = cfg.database_url
         self.broker_port = port + 1
-        self.function_ports = {name: port + 10 + i for i, name in enumerate(function_names())}
+        self.function_ports = {name: port + 10 + i for i, name in enumerate(function_names(root))}
 
     @property
     def api_url(self) -> str:
@@ -138,11 +138,14 @@ class Stack:
         return f"http://127.0.0.1:{self.broker_port}/default"
 
     def env(self, name: str | None = None) -> dict[str, str]:
-        """A process's environment. K_SINK only where a SinkBinding gives it on a cluster, so a function
-        that posts to the broker without one fails here as it would there."""
-        env = {k: v for k, v in os.environ.items() if k != "K_SINK"}
-        env |= {"DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "AUTH_MODE": "dev",
-                "PYTHONPATH": str(ROOT), **self.extra_env}
+        """A process's environment: this one's, with the stack's settings over it."""
+        return {k: v for k, v in os.environ.items() if k != "K_SINK"} | self.settings_env(name)
+
+    def settings_env(self, name: str | None = None) -> dict[str, str]:
+        """What the stack sets for a function, over the ConfigMap's defaults. K_SINK only where a SinkBinding
+        gives it on a cluster, so a function that posts to the broker without one fails here as it would there."""
+        env = {"DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "AUTH_MODE": "dev",
+               "PYTHONPATH": str(self.root), **self.extra_env}
         # The CLI's own user (dev:$MINDSPACE_USER) is the operator of the local stack: `mindspace jobs`.
         env.setdefault("ADMIN_USERS", os.environ.get("MINDSPACE_USER", "me"))
         env.setdefault("LOG_FORMAT", "console")  # readable lines, relayed under each process's name
@@ -155,7 +158,7 @@ class Stack:
 
     def _spawn(self, name: str) -> None:
         # Its own session and process group: a stop or a crash ends the group, workers included.
-        self.procs[name] = subprocess.Popen(self.argv[name], env=self.env(name), cwd=ROOT, start_new_session=True,
+        self.procs[name] = subprocess.Popen(self.argv[name], env=self.env(name), cwd=self.root, start_new_session=True,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         threading.Thread(target=self._relay, args=(name, self.procs[name].stdout), daemon=True).start()
         self.started_at[name] = time.monotonic()
@@ -178,19 +181,54 @@ class Stack:
         # The function's name in the path: where a dead letter failed (knativeerrordest) names its stage,
         # as a Service's host does on a cluster; functions answer on any path.
         services = [f"--service={n}=http://127.0.0.1:{p}/{n}" for n, p in self.function_ports.items()]
-        return {**{n: serve_argv(n, "127.0.0.1", p) for n, p in self.function_ports.items()},
+        return {**{n: self._serve(n, p) for n, p in self.function_ports.items()},
                 "broker": [sys.executable, "-m", "local.cli", "broker", "--port", str(self.broker_port),
                            f"--manifests={self.manifests}", *services],
-                "api": serve_argv("api", "127.0.0.1", self.port)}
+                "api": self._serve("api", self.port)}
+
+    def _serve(self, function: str, port: int) -> list[str]:
+        if not self.containers:
+            return serve_argv(function, "127.0.0.1", port, self.root)
+        env = {k: v for k, v in self.settings_env(function).items() if k != "PYTHONPATH"}  # the image's own
+        return oci.run_argv(function, port, env, self.data_dir, self.database_url)
 
     def start_processes(self) -> None:
         self._end_strays()
+        if self.containers:
+            if missing := oci.missing_images(["api", *self.function_ports]):
+                raise SystemExit(f"no image for {', '.join(missing)}: build them with `make images`")
+            oci.prepare_blobs(self.data_dir / "blobs")
         self._check_ports()
         for name in self.argv:
             self._spawn(name)
         self._stopping.clear()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor.start()
+        if self.reload:
+            threading.Thread(target=self._reload_on_save, name="reload", daemon=True).start()
+
+    def _reload_on_save(self) -> None:
+        """Restart the functions whose code changed (local/reload.py), each as soon as its old process ends."""
+        for changed in code.changes(self.root, self._stopping):
+            for name, files in code.affected(self.root, changed, list(self.function_ports) + ["api"]).items():
+                log.warning("reloading %s: %s changed", name, ", ".join(sorted(files)))
+                started = time.monotonic()
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    proc = self.procs[name]
+                    _signal_group(proc.pid, signal.SIGTERM)  # idle, it ends at once; busy, the broker retries
+                    try:
+                        proc.wait(timeout=1)
+                    except subprocess.TimeoutExpired:
+                        _end_group(proc.pid)
+                        proc.wait()
+                    self._spawn(name)
+                url = self.api_url if name == "api" else f"http://127.0.0.1:{self.function_ports[name]}"
+                if _ready(f"{url}/readyz", self.procs[name], timeout=30):
+                    log.warning("%s reloaded, ready in %.1fs", name, time.monotonic() - started)
+                else:
+                    log.error("%s did not come back after the reload: see its log above", name)
 
     def _supervise(self) -> None:
         """As Knative brings a crashed container back: a process that exits is restarted with backoff
@@ -198,20 +236,25 @@ class Stack:
         broker retries whatever delivery the crash cut off."""
         due: dict[str, float] = {}
         while not self._stopping.wait(0.5):
-            for name, proc in list(self.procs.items()):
-                if proc.poll() is None:
-                    continue
-                if name not in due:
-                    _end_group(proc.pid)  # a worker must not outlive its parent, holding the port
-                    ran = time.monotonic() - self.started_at.get(name, 0)
-                    self.backoff[name] = 0.5 if ran > 60 else min(30.0, self.backoff.get(name, 0.25) * 2)
-                    due[name] = time.monotonic() + self.backoff[name]
-                    log.error("%s exited with %s; restarting it in %.1fs", name, proc.returncode, self.backoff[name])
-                elif time.monotonic() >= due[name] and not self._stopping.is_set():
-                    del due[name]
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
-                    log.warning("restarting %s (restart %d)", name, self.restarts[name])
-                    self._spawn(name)
+            with self._lock:
+                self._supervise_once(due)
+
+    def _supervise_once(self, due: dict[str, float]) -> None:
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                due.pop(name, None)  # brought back meanwhile (a reload)
+                continue
+            if name not in due:
+                _end_group(proc.pid)  # a worker must not outlive its parent, holding the port
+                ran = time.monotonic() - self.started_at.get(name, 0)
+                self.backoff[name] = 0.5 if ran > 60 else min(30.0, self.backoff.get(name, 0.25) * 2)
+                due[name] = time.monotonic() + self.backoff[name]
+                log.error("%s exited with %s; restarting it in %.1fs", name, proc.returncode, self.backoff[name])
+            elif time.monotonic() >= due[name] and not self._stopping.is_set():
+                del due[name]
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                log.warning("restarting %s (restart %d)", name, self.restarts[name])
+                self._spawn(name)
 
     @property
     def pid_file(self) -> Path:
@@ -223,7 +266,9 @@ class Stack:
 
     def _end_strays(self) -> None:
         """After a crash or a kill -9 of the stack itself, its functions may still run: end those of this
-        data folder (their environment names it), and only those."""
+        data folder (their environment names it, their containers' label too), and only those."""
+        if self.containers:
+            oci.remove(self.data_dir)
         if not self.pid_file.exists():
             return
         for name, pid in json.loads(self.pid_file.read_text()).items():
@@ -288,6 +333,16 @@ class Stack:
             self._supervisor.join()
         if database:
             self.info_file.unlink(missing_ok=True)
+        with self._lock:  # a reload under way finishes first, and starts nothing after this
+            self._stop_processes()
+        if self.containers:  # a container whose `podman run` was killed outlives it
+            oci.remove(self.data_dir)
+        self.pid_file.unlink(missing_ok=True)
+        if database and self._pg is not None:
+            self._pg.cleanup()
+            self._pg = None
+
+    def _stop_processes(self) -> None:
         for p in self.procs.values():
             if p.poll() is None:
                 _signal_group(p.pid, signal.SIGTERM)
@@ -299,10 +354,6 @@ class Stack:
             _end_group(p.pid)  # whatever of its group is left (a worker, a child) goes with it
             p.wait()
         self.procs.clear()
-        self.pid_file.unlink(missing_ok=True)
-        if database and self._pg is not None:
-            self._pg.cleanup()
-            self._pg = None
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -342,6 +393,18 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _end_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
+
+
+def _ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def _free(port: int) -> bool:
