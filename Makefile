@@ -38,8 +38,11 @@ $(STAMP): pyproject.toml | debs
 run: $(STAMP) debs ## start the local stack (embedded PostgreSQL, broker, every function, API)
 	$(BIN)/mindspace run
 
-test: $(STAMP) debs lint audit ## lint and audit, then every test against real parts
+# Twice: every test on the local stack's processes, then those that hold on containers too with every function
+# run from its image (tests/test_containers.py among them), as Knative runs it.
+test: $(STAMP) debs lint audit images ## lint and audit, build the images, then every test against real parts
 	$(BIN)/pytest
+	MINDSPACE_TEST_CONTAINERS=1 $(BIN)/pytest -m "on_containers or containers"
 
 test-fast: $(STAMP) ## the tests that need no running stack, in seconds
 	$(BIN)/pytest -m "not stack"
@@ -74,7 +77,7 @@ container-debs: ## install podman, buildah and mmdebstrap (Debian packages)
 
 # MiniLM's ONNX graphs exported here, in the build context: torch never enters an image build.
 onnx: build/onnx/model.onnx ## export MiniLM's ONNX graphs into build/onnx for the image builds
-build/onnx/model.onnx: $(STAMP) shared/onnx_embed.py
+build/onnx/model.onnx: $(STAMP)
 	$(BIN)/python -W ignore -m shared.onnx_embed "" build/onnx
 
 images: onnx container-debs ## build every function's image mindspace-<function> (FUNCTION=x: one)
@@ -100,4 +103,4 @@ rollback: ## all of SVC's traffic back to the current revision
 	NS=$(NS) knative/rollout.sh rollback $(SVC)
 
 clean: ## remove .venv and .mindspace (all local data)
-	rm -rf $(VENV) .mindspace *.egg-info
+	rm -rf $(VENV) .mindspace build *.egg-info

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds mindspace-<function> for every function (or those named) from the one Dockerfile: `make images`,
-# `make images FUNCTION=embed`. Uses podman, else buildah, else docker. Expects build/onnx (make onnx).
+# `make images FUNCTION=embed`; `--dev NAME…` builds the dev target instead (tests/test_containers.py). Uses podman, else buildah, else docker. Expects build/onnx (make onnx).
 #
 # BASE_IMAGE (python:3.11-slim-bookworm) is pulled if it can be. Where no container registry is reachable
 # (an air-gapped build farm, this project's CI), a stand-in is made from Debian's packages with mmdebstrap:
@@ -23,6 +23,9 @@ elif command -v docker >/dev/null; then ENGINE=docker
 else echo "make images needs podman, buildah or docker (make container-debs installs podman and buildah)" >&2; exit 1
 fi
 
+# --dev: the dev target (skaffold dev's reloading server, /app writable), tagged :dev.
+target=()
+if [ "${1:-}" = --dev ]; then target=(--target dev); TAG=dev; shift; fi
 functions=("$@")
 if [ ${#functions[@]} -eq 0 ]; then
   functions=(api $(for d in functions/*/; do [ -f "$d/main.py" ] && basename "$d"; done))
@@ -61,7 +64,7 @@ for f in "${functions[@]}"; do
     podman|buildah) set -- "$ENGINE" build --pull=never --network=host "${volume[@]}" ;;
     docker) set -- docker build ;;
   esac
-  if ! "$@" --build-arg "PYTHON_IMAGE=$base" --build-arg "FUNCTION=$f" -t "mindspace-$f:$TAG" . \
+  if ! "$@" "${target[@]}" --build-arg "PYTHON_IMAGE=$base" --build-arg "FUNCTION=$f" -t "mindspace-$f:$TAG" . \
        >"build/logs/$f.log" 2>&1; then
     tail -n 40 "build/logs/$f.log" >&2
     echo "images: mindspace-$f failed to build; its whole log: build/logs/$f.log" >&2

@@ -19,6 +19,9 @@ from shared.config import Settings
 from fakes import FakeFCM, OTLPReceiver, StorageEmulator
 
 REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+# `make test` runs the tests marked on_containers (and tests/test_containers.py) a second time with this set:
+# every function then runs from its image (`mindspace run --containers`), as Knative runs it.
+CONTAINERS = os.environ.get("MINDSPACE_TEST_CONTAINERS") == "1"
 UPLOAD_LIMIT = 1024 * 1024  # small, so the over-limit test stays quick
 
 
@@ -59,7 +62,7 @@ def stack(fcm, gcs, otlp):
         # No test is throttled by accident; tests/test_api_abuse.py tries the limits on an app of its own.
         "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute",
         # Every process exports its spans to the loopback collector, soon after they end (tests/test_tracing.py).
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"})
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}, containers=CONTAINERS)
     s.start()
     yield s
     s.stop()
@@ -116,10 +119,17 @@ def other_user(stack, request):
 
 
 def pytest_collection_modifyitems(items):
-    """Every test that needs the running stack is marked `stack`, so `pytest -m "not stack"` is fast."""
+    """Every test that needs the running stack is marked `stack`, so `pytest -m "not stack"` is fast. On the
+    container stack only the tests that say they hold there run (on_containers, and tests/test_containers.py)."""
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
+        marks = {m.name for m in item.iter_markers()}
+        if CONTAINERS and not {"on_containers", "containers"} & marks:
+            item.add_marker(pytest.mark.skip(reason="runs on the local stack's processes (MINDSPACE_TEST_CONTAINERS)"))
+        elif not CONTAINERS and "containers" in marks:
+            item.add_marker(pytest.mark.skip(reason="runs the images: make test runs it with "
+                                                    "MINDSPACE_TEST_CONTAINERS=1, after make images"))
 
 
 def pytest_terminal_summary(terminalreporter):

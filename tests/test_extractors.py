@@ -11,6 +11,9 @@ import pytest
 import media
 from conftest import User
 
+# The spine on both stacks: every reader, as processes and as the images Knative runs.
+pytestmark = pytest.mark.on_containers
+
 NOTE = ["Buy oat milk and lemons", "Call the dentist on Friday"]
 RECEIPT = ["Hardware store receipt", "Copper pipe fittings 12.50"]
 LAYER = "The lighthouse keeper logs every passing ship in a leather notebook."

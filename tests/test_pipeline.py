@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 
 from events import catalogue, wire
 from events.catalogue import FileUploaded, TextExtracted
@@ -29,6 +30,7 @@ def function_url(stack, name: str) -> str:
     return f"http://127.0.0.1:{stack.function_ports[name]}/"
 
 
+@pytest.mark.on_containers
 def test_a_note_is_found_by_a_paraphrase(user):
     garden = user.upload("garden.md", GARDEN)
     assert garden.status_code == 201, garden.text
@@ -52,6 +54,7 @@ def test_the_same_bytes_twice_are_one_file(user):
     assert len(user.http.get("/v1/files").json()) == 1
 
 
+@pytest.mark.on_containers
 def test_a_redelivered_event_changes_nothing(stack, user, sql):
     f = user.upload("n.txt", GARDEN + b" Also the cucumbers.").json()
     user.wait(f["id"])
@@ -103,6 +106,7 @@ def test_a_malformed_event_gets_400_and_is_recorded(stack, sql):
     assert rows and rows[0]["http_status"] == 400
 
 
+@pytest.mark.on_containers
 def test_a_poison_event_ends_in_the_dead_letter_sink_and_the_files_status(stack, user, sql):
     f = user.upload("p.txt", b"a note whose extracted text will go missing").json()
     user.wait(f["id"])

@@ -54,6 +54,7 @@ def remind(user, **body) -> dict:
     return r.json()
 
 
+@pytest.mark.on_containers
 def test_a_due_reminder_fires_exactly_once_although_ticks_race(stack, user, sql):
     r = remind(user)
     time.sleep(2.5)
@@ -94,6 +95,7 @@ def test_a_late_tick_fires_each_missed_reminder_once(stack, user, sql):
     assert user.http.get(f"/v1/reminders/{every['id']}").json()["fired"] == 1
 
 
+@pytest.mark.on_containers
 def test_a_note_with_a_future_date_gets_a_suggested_reminder_and_accepting_schedules_it(user):
     assert user.http.put("/v1/settings", json={"timezone": "Europe/Berlin"}).status_code == 200
     f = user.upload("dentist.md", b"Remember: dentist next Friday at 3pm. Bring the insurance card.").json()
@@ -141,6 +143,7 @@ def test_a_transient_fcm_error_is_retried_and_then_delivered(stack, user, fcm):
     assert len(fcm.to("flaky-device-token")) == 1
 
 
+@pytest.mark.on_containers
 def test_notify_on_ready_tells_the_user_a_file_is_ready(user, fcm):
     user.http.put("/v1/settings", json={"notify_on_ready": True})
     user.http.post("/v1/devices", json={"token": "ready-device-token", "platform": "web"})
@@ -171,6 +174,7 @@ def owned_by(gcs, bucket: str, *users: str) -> None:
     gcs_client(gcs).bucket(bucket).blob("mindspace-owner.txt").upload_from_string("\n".join(users))
 
 
+@pytest.mark.on_containers
 def test_a_ready_file_is_backed_up_and_its_copy_deleted_with_it(user, gcs):
     owned_by(gcs, "mindspace-backup", "someone-else", user.name)
     assert user.http.put("/v1/settings", json={"backup_bucket": "mindspace-backup"}).status_code == 200
