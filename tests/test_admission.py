@@ -174,10 +174,14 @@ def serving_port(svc: dict) -> dict:
     return next((c["ports"][0] for c in pod(svc).get("containers", []) if c.get("ports")), {})
 
 
+def timeout_seconds(svc: dict, cluster: Cluster) -> int:
+    return pod(svc).get("timeoutSeconds") or cluster.default("revision-timeout-seconds", 300)
+
+
 def response_start(svc: dict, cluster: Cluster) -> int:
     """When queue-proxy gives up waiting for the first byte: the defaulting of S/v1/revision_defaults.go:58-72
     (a default not below timeoutSeconds, or 0, sets no timer, and then timeoutSeconds cuts)."""
-    timeout = pod(svc).get("timeoutSeconds") or cluster.default("revision-timeout-seconds", 300)
+    timeout = timeout_seconds(svc, cluster)
     given = pod(svc).get("responseStartTimeoutSeconds")
     if given is None:
         fallback = cluster.default("revision-response-start-timeout-seconds",
@@ -367,8 +371,9 @@ QUEUE_PROXY_PORTS = (8012, 8013, 8022, 9090, 9091, 8008)
                        "`containerPort` 0..65535 and not 8012/8013/8022/9090/9091/8008",
                        "`name` only \"\", `h2c`, `http1`"))
 def one_serving_port(svc, cluster):  # S/k8s_validation.go:61-79, 512-545, 772-824; S/fieldmask.go:484-502
-    ports = [p for c in pod(svc).get("containers", []) for p in c.get("ports", [])]
-    if len(ports) != 1:
+    containers = pod(svc).get("containers", [])
+    ports = [p for c in containers for p in c.get("ports", [])]
+    if len(ports) > 1 or (not ports and len(containers) > 1):  # one container alone may leave it to Knative
         yield f"{len(ports)} ports across the containers: exactly one serves"
     for p in ports[:1]:
         if not 0 <= p.get("containerPort", 0) <= 65535 or p.get("containerPort") in QUEUE_PROXY_PORTS:
@@ -433,14 +438,14 @@ def container_security(svc, cluster):
                        "failureThreshold/timeoutSeconds must stay 0",
                        "any probe field is rejected unless `multi-container-probing`"))
 def probes(svc, cluster):  # S/k8s_validation.go:828-929
-    port_name = serving_port(svc).get("name") or "http"
-    for c in pod(svc).get("containers", []):
+    port_name, containers = serving_port(svc).get("name") or "http", pod(svc).get("containers", [])
+    for c in containers:
         for kind_ in ("livenessProbe", "readinessProbe", "startupProbe"):
             probe = c.get(kind_)
             if probe is None:
                 continue
             where = f"container {c.get('name')} {kind_}"
-            if not c.get("ports"):
+            if len(containers) > 1 and not c.get("ports"):
                 yield from cluster.needs("multi-container-probing", f"{where} of a non-serving container")
             handlers = [h for h in ("httpGet", "tcpSocket", "exec", "grpc") if h in probe]
             if len(handlers) != 1:
@@ -547,7 +552,7 @@ def rollout_annotations(svc, cluster):  # S/v1/revision_validation.go:186-247
                        "queue-proxy and activator answer **504** if no response byte was written by then"))
 def response_start_covers_the_work(svc, cluster):  # S/v1/revision_defaults.go:66-72, pkg/queue/sharedmain/handlers.go
     # Every function answers when its work is done, so nothing may cut before timeoutSeconds.
-    start, timeout = response_start(svc, cluster), pod(svc).get("timeoutSeconds") or 300
+    start, timeout = response_start(svc, cluster), timeout_seconds(svc, cluster)
     if start < timeout:
         yield (f"timeoutSeconds {timeout}, but queue-proxy answers 504 after {start} s without a first byte: "
                f"set responseStartTimeoutSeconds: {timeout}")
@@ -796,7 +801,7 @@ def objects(target: str) -> tuple[list[dict], list[dict]]:
 
 def check(target: str, cluster: Cluster | None = None) -> tuple[list[str], Cluster]:
     mine, context = objects(target)
-    cluster = cluster or Cluster.load(context)
+    cluster = cluster or Cluster.load()
     cluster.objects = context
     return [v for obj in mine for v in violations(obj, cluster)], cluster
 
@@ -815,8 +820,7 @@ def test_each_rule_still_stands_in_the_reference():
 
 def test_every_knative_kind_rendered_has_its_rules():
     checked = {k for r in CHECKS.values() for k in r.kinds}
-    kinds = {kind(o) for t in TARGETS for o in objects(t)[0] if "knative.dev" in o["apiVersion"]
-             or o["apiVersion"].startswith("monitoring.coreos.com") and o["kind"] == "PodMonitor"}
+    kinds = {kind(o) for t in TARGETS for o in objects(t)[0] if "knative.dev" in o["apiVersion"]} | {POD_MONITOR}
     assert kinds <= checked, f"no rules encoded for {kinds - checked}"
 
 
