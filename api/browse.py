@@ -59,7 +59,8 @@ def search_files(user: Searcher, api: Runtime, q: str = Query(..., min_length=1,
     vector = api.embedder.run([q])[0] if mode in ("hybrid", "vector") else None
     filters = {"tag": tag, "cluster": cluster, "kind": kind.value if kind else None, "since": since, "until": until}
     with api.pool.connection() as c:  # taken after the embedding: a query waiting for the model holds none
-        hits = search.search(c, user, q, vector, mode, filters, limit, offset, api.cfg.search_ef)
+        hits = search.search(c, user, q, vector, mode, filters, limit, offset, api.cfg.search_ef,
+                             flag_spec=api.cfg.flags)
     return SearchResult(query=q, mode=mode, offset=offset, hits=[Hit(**h) for h in hits])
 
 

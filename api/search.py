@@ -112,9 +112,10 @@ def fuse(rankings: dict[str, list[tuple]]) -> list[tuple[tuple, float, list[str]
 
 
 def search(c, user: str, q: str, vector: Any, mode: str, filters: dict, limit: int, offset: int,
-           ef: int = 400) -> list[dict]:
-    """The page of hits: each file's best passage with its locator, score and matching rankings."""
-    if mode == "hybrid" and not flags.enabled("hybrid_search", user):  # a gradual rollout; off: vector alone
+           ef: int = 400, *, flag_spec: str) -> list[dict]:
+    """The page of hits: each file's best passage with its locator, score and matching rankings.
+    `flag_spec`: the FLAGS setting, whose hybrid_search flag may take this user back to vector ranking."""
+    if mode == "hybrid" and not flags.enabled("hybrid_search", user, flag_spec):  # a gradual rollout
         mode = "vector"
     args = {"u": user, "q": q, "v": vector, "k": (offset + limit) * WIDEN} | {k: filters.get(k) for k in FILTERS}
     page = fuse(rankings_for(c, args, mode, ef))[offset:offset + limit]

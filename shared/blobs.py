@@ -69,14 +69,10 @@ class LocalBlobStore:
 
 
 def gcs_client():
-    """The real google-cloud-storage client, with the pod's own service account; STORAGE_EMULATOR_HOST
-    points it at an emulator (the tests'), which takes no credentials."""
+    """The real google-cloud-storage client, with the pod's own service account. Pointed at an emulator
+    (the tests') by STORAGE_EMULATOR_HOST, which the library reads itself, it takes no credentials there."""
     from google.cloud import storage  # imported here: the local stack never pays for it
 
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(project="mindspace", credentials=AnonymousCredentials())
     return storage.Client()
 
 

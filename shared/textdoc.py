@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from events.catalogue import FileEvent, TextExtracted
 from shared.blobs import BlobStore, file_key
-from shared.stage import Rejected
+from shared.errors import Rejected
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""MiniLM through ONNX Runtime (shared/onnx_embed.py) gives the torch model's vectors, so chunks stored by
-either runtime and queries embedded by the API stay comparable; and the API never loads torch."""
+"""MiniLM through ONNX Runtime (shared/models.py, the graph exported by shared/onnx_embed.py) gives the
+torch model's vectors, so chunks stored by either runtime and queries embedded by the API stay
+comparable; and the API never loads torch."""
 from __future__ import annotations
 
 import random
@@ -8,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.models import Embedder, embedder
-from shared.onnx_embed import OnnxEmbedder
+from shared.models import Embedder, OnnxEmbedder, embedder
 
 WORDS = ("garden tomato budget meeting travel invoice river lighthouse ship basil fence morning sun quarterly "
          "review marketing spend anna march water seedling market plan call note idea").split()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 
 import pytesseract
 from PIL import Image, ImageOps
+
+from shared.config import library_env
 
 log = logging.getLogger(__name__)
 # Tesseract reads best at roughly 300 dpi, i.e. capitals 20-30 px high: phone photos mostly are;
@@ -105,7 +106,7 @@ def single_threaded() -> None:
     (bench/bench_ocr.py), and Knative adds pods for throughput instead. Called by the OCR stage at start,
     never at import: the variable would reach every process the importer starts (CTranslate2 reads it too,
     and transcribes garbage under it unless told its thread count)."""
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    library_env(OMP_THREAD_LIMIT="1")
 
 
 def check_languages(languages: str) -> None:

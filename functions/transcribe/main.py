@@ -31,7 +31,8 @@ class Transcribe(Stage):
     consumes = (FileUploaded,)
 
     def start(self, cfg) -> None:
-        self.model = Whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type, cfg.model_idle_seconds)
+        self.model = Whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type, cfg.model_idle_seconds,
+                             cfg.omp_thread_limit)
         self.options = dict(beam_size=cfg.whisper_beam_size, language=cfg.whisper_language or None,
                             vad_filter=True)
         self.max_seconds = cfg.max_recording_seconds
