@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="the kustomize folder whose Triggers and PingSources to route by")
     args = p.parse_args(argv)
     cfg = settings()
-    setup_logging("broker", cfg.log_level)
+    setup_logging("broker", cfg.log_level, cfg.log_format, cfg.secrets)
     services = dict(s.split("=", 1) for s in args.service)
     broker = Broker(cfg.database_url, services, routing.load(args.manifests), routing.pings(args.manifests),
                     cfg.max_event_bytes)
