@@ -1,34 +1,23 @@
 """tag: named entities (people, organisations, places, dates, money …) and key phrases (TextRank on
-spaCy's parse) become the file's tags, each with a kind and a score, normalised and merged."""
+spaCy's parse) become the file's tags, each with a kind and a score, normalised and merged. How a text is
+read so that they are what a person would write (markup read away, lines as items, dates in words):
+functions/tag/reading.py."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 from events.catalogue import FileTagged, TextExtracted
-from shared.models import SpacyPipeline
+from functions.tag.reading import KINDS, NUMERIC, Pipeline, normalise, plain, readable
 from shared.stage import Context, Stage, serve
 from shared.textdoc import passages
 
-KINDS = {"PERSON": "person", "ORG": "organization", "GPE": "place", "LOC": "place", "FAC": "place",
-         "DATE": "date", "MONEY": "money", "EVENT": "event", "PRODUCT": "product", "WORK_OF_ART": "work",
-         "NORP": "group"}
-EDGE_POS = {"DET", "PRON", "PUNCT", "ADP", "CCONJ", "PART", "NUM", "SYM"}
 PIECE, MAX_CHARS = 50_000, 1_000_000  # spaCy's memory grows with a doc; tags come from the first MB
-
-
-def normalise(span) -> str:
-    """`The new Marketing campaigns` -> `new marketing campaign`: lemmas, lower case, no edge words."""
-    tokens = list(span)
-    while tokens and (tokens[0].pos_ in EDGE_POS or tokens[0].is_stop):
-        tokens.pop(0)
-    while tokens and (tokens[-1].pos_ in EDGE_POS or tokens[-1].is_stop):
-        tokens.pop()
-    return " ".join(t.lemma_.lower() if t.pos_ != "PROPN" else t.text.lower() for t in tokens).strip()
 
 
 def pieces(blobs, text_uri: str):
     budget = MAX_CHARS
     for part, _ in passages(blobs, text_uri):
+        part = plain(part[:budget])
         for i in range(0, min(len(part), budget), PIECE):
             yield part[i:i + PIECE]
         budget -= len(part)
@@ -42,7 +31,7 @@ class Tag(Stage):
 
     def start(self, cfg) -> None:
         # Concurrent events share one nlp.pipe call; the transaction (ctx.db) opens only after it.
-        self.nlp = SpacyPipeline(cfg.spacy_model, cfg.model_idle_seconds).batched(
+        self.nlp = Pipeline(cfg.spacy_model, cfg.model_idle_seconds).batched(
             self.name, cfg.batch_max_items, cfg.batch_wait_ms)
         self.max_phrases = cfg.tag_max_phrases
 
@@ -67,14 +56,13 @@ class Tag(Stage):
         phrases: dict[str, float] = {}
         for doc in self.nlp.run(pieces(blobs, text_uri)):
             for ent in doc.ents:
-                if ent.label_ in KINDS and (name := normalise(ent) or ent.text.lower().strip()):
-                    mentions[KINDS[ent.label_], name] += 1
-                    labels[KINDS[ent.label_], name][ent.text.strip()] += 1
+                if (kind := KINDS.get(ent.label_)) and readable(kind, (n := normalise(ent, kind))[0]):
+                    mentions[kind, n[0]] += 1
+                    labels[kind, n[0]][n[1]] += 1
             for p in doc._.phrases:
-                name = normalise(p.chunks[0])
-                if len(name) > 2 and not name.isdigit():
+                name, _ = normalise(p.chunks[0])
+                if p.chunks[0].root.ent_type_ not in NUMERIC and readable("phrase", name):
                     phrases[name] = max(phrases.get(name, 0.0), p.rank)
-                    labels["phrase", name][name] += 1
         entity_names = {name for _, name in mentions}
         top = sorted(((r, n) for n, r in phrases.items() if n not in entity_names), reverse=True)
         top = top[: self.max_phrases]
