@@ -3,19 +3,16 @@ files, their progress and search. Every route is per user; another user's file i
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, Response, UploadFile
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api import account, admin, browse, errors, reminders
-from api.deps import DB, Api, Offset, Runtime, Uploader, User, log
+from api.deps import DB, Api, Offset, Runtime, Uploader, User, log, probes
 from api.errors import problems
 from api.media import safe_name, sniff
 from api.reminders import Reminder
@@ -23,20 +20,18 @@ from events import catalogue, wire
 from events.catalogue import FileDeleted, FileUploaded, TextExtracted
 from shared import tracing
 from shared.blobs import file_key
-from shared.metrics import UPLOAD_BYTES, UPLOADS, process_started
+from shared.metrics import UPLOAD_BYTES, UPLOADS
 from shared.observability import bound
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    """Knative's lifecycle for the API: start when the server starts, stop when it shuts down."""
-    began = time.perf_counter()
+    """Knative's lifecycle for the API (shared/runtime.py): start when the server starts, stop when it shuts down."""
     app.state.api = Api()
-    app.state.api.start()
-    process_started("api", began)
+    app.state.api.runtime.start()
     tracing.instrument_app(app)  # request spans, if a collector is configured
     yield
-    app.state.api.stop()
+    app.state.api.runtime.stop()
 
 
 app = FastAPI(
@@ -55,6 +50,7 @@ app.include_router(browse.router)
 app.include_router(reminders.router)
 app.include_router(account.router)
 app.include_router(admin.router)
+app.include_router(probes)
 app.add_middleware(admin.RequestTimer)
 
 
@@ -212,17 +208,3 @@ def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response
     api.blobs.delete_prefix(file_key(user, file_id, ""))  # the upload and everything made of it
     return Response(status_code=204)
 
-
-@app.get("/healthz", include_in_schema=False)
-def healthz():
-    return {"status": "alive"}
-
-
-@app.get("/readyz", include_in_schema=False)
-def readyz(api: Runtime):
-    return {"status": "ready" if api.ready() else "not ready"}
-
-
-@app.get("/metrics", include_in_schema=False)
-def metrics():
-    return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,8 @@
-"""The API function's lifecycle, as a stage's: `start` builds what every route needs (settings, the
-authenticator, the blob store, the database pool, the query embedder) when the server starts, not at
-import; `stop` closes the pools on scale-down. Routes reach it through the dependencies below."""
+"""The API as a function: the runtime every function has (shared/runtime.py: start and stop, the
+settings, the database pool, the blob store, /healthz, /readyz, /metrics, posting to K_SINK) hosts
+it, as it hosts each stage. Its own `start` builds what its routes need besides (the authenticator,
+the query embedder, the rate limits) when the server starts, not at import; its own `stop` lets go
+of the model. Routes reach it through the dependencies below."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +11,7 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
@@ -17,48 +19,49 @@ from limits.strategies import MovingWindowRateLimiter
 
 from api.auth import Authenticator
 from events import wire
-from shared import db, tracing
-from shared.blobs import BlobStore, blob_store
-from shared.config import Settings, settings
+from shared import tracing
+from shared.blobs import BlobStore
+from shared.config import Settings
 from shared.models import ModelHolder, embedder
-from shared.observability import setup_logging
+from shared.runtime import NoSink
+from shared.runtime import Runtime as FunctionRuntime
 
 log = logging.getLogger("mindspace.api")
 
 
 class Api:
-    cfg: Settings
+    name = "api"
     auth: Authenticator
-    blobs: BlobStore
     embedder: ModelHolder
 
-    def start(self, cfg: Settings | None = None) -> None:
-        self.cfg = cfg or settings()
-        setup_logging("api", self.cfg.log_level)
-        tracing.setup_tracing("api", self.cfg)
-        self.auth = Authenticator(self.cfg)
-        self.blobs = blob_store(self.cfg)
+    def __init__(self):
+        self.runtime = FunctionRuntime(self)  # the lifespan starts and stops it
+
+    def start(self, cfg: Settings) -> None:
+        self.auth = Authenticator(cfg)
         # Queries through ONNX Runtime, whatever EMBED_RUNTIME the embed stage uses: the API never loads
         # torch (595 MiB and 5 s to a first search with it), and the float graph gives torch's vectors.
-        self.embedder = embedder(self.cfg.embed_model, "cpu", self.cfg.embed_batch_size, self.cfg.model_idle_seconds,
-                                 "onnx", self.cfg.embed_onnx_path)
+        self.embedder = embedder(cfg.embed_model, "cpu", cfg.embed_batch_size, cfg.model_idle_seconds,
+                                 "onnx", cfg.embed_onnx_path)
         # Per user and per replica (in this process's memory): N replicas admit up to N times the limit.
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.limits: dict[str, RateLimitItem] = {
-            "uploads": parse(self.cfg.rate_limit_uploads), "searches": parse(self.cfg.rate_limit_searches)}
-
-    @property
-    def pool(self):
-        return db.pool(self.cfg.database_url, self.cfg.db_pool_size)
-
-    def ready(self) -> bool:
-        with self.pool.connection() as c:
-            c.execute("SELECT 1")
-        return True
+            "uploads": parse(cfg.rate_limit_uploads), "searches": parse(cfg.rate_limit_searches)}
 
     def stop(self) -> None:
         self.embedder.unload()
-        db.close_pools()
+
+    @property
+    def cfg(self) -> Settings:
+        return self.runtime.cfg
+
+    @property
+    def pool(self):
+        return self.runtime.pool
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.runtime.blobs
 
     def throttle(self, kind: str, user: str) -> None:
         """Count one `kind` request of `user`; over the limit, 429 with the seconds until the window frees."""
@@ -70,10 +73,10 @@ class Api:
 
     def emit(self, event: wire.CloudEvent, unreachable: str) -> None:
         """Put an event on the broker (K_SINK, from the API's SinkBinding); 503 if it cannot be reached."""
-        if not self.cfg.k_sink:
-            raise HTTPException(503, f"no broker configured (K_SINK); {unreachable}")
         try:
-            wire.send(self.cfg.k_sink, tracing.inject(event), timeout=10)  # the request's trace goes on with it
+            self.runtime.emit(tracing.inject(event), timeout=10)  # the request's trace goes on with it
+        except NoSink as e:
+            raise HTTPException(503, f"no broker configured (K_SINK); {unreachable}") from e
         except httpx.HTTPError as e:
             log.error("could not emit %s: %s", event["type"], e)
             raise HTTPException(503, f"the pipeline is not reachable; {unreachable}") from e
@@ -81,6 +84,18 @@ class Api:
 
 def runtime(request: Request) -> Api:
     return request.app.state.api
+
+
+# The runtime's answers, at the paths the Knative Services probe and Prometheus scrapes.
+probes = APIRouter(include_in_schema=False)
+
+
+@probes.get("/healthz")
+@probes.get("/readyz")
+@probes.get("/metrics")
+def probe(request: Request) -> Response:
+    status, body, content_type = runtime(request).runtime.answer(request.url.path)
+    return Response(body, status, media_type=content_type)
 
 
 # Declares the scheme in the OpenAPI document; the Authenticator reads and checks the header itself.

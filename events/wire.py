@@ -17,7 +17,7 @@ from cloudevents.http import CloudEvent, from_http
 
 from events.catalogue import SOURCE, EventData, FileEvent
 
-__all__ = ["CloudEvent", "MalformedEvent", "make", "decode", "binary", "structured", "as_dict", "from_json", "send"]
+__all__ = ["CloudEvent", "MalformedEvent", "make", "decode", "binary", "as_dict", "from_json", "send"]
 
 
 BATCH = "application/cloudevents-batch"
@@ -108,10 +108,6 @@ def send(url: str, event: CloudEvent, timeout: float = 30) -> None:
                 _client = httpx.Client()
     headers, body = binary(event)
     _client.post(url, headers=headers, content=body, timeout=timeout).raise_for_status()
-
-
-def structured(event: CloudEvent) -> tuple[dict[str, str], bytes]:
-    return to_structured(event)
 
 
 def as_dict(event: CloudEvent) -> dict:

@@ -12,11 +12,9 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-# What one delivery to a stage came to: `ok` (done, reply sent), `duplicate` (consumed before; its reply
-# replayed), `outcome` (nothing to do: a file deleted meanwhile, an upload no stage can read), `rejected`
-# (4xx: poison, not retried) and `failed` (5xx: the broker retries).
-OUTCOMES = ("ok", "duplicate", "outcome", "rejected", "failed")
-
+# `outcome`: what one delivery to a stage came to: `ok` (done, reply sent), `duplicate` (consumed before;
+# its reply replayed), `outcome` (nothing to do: a file deleted meanwhile, an upload no stage can read),
+# `rejected` (4xx: poison, not retried) and `failed` (5xx: the broker retries).
 JOBS = Counter("jobs_processed_total", "Deliveries a stage answered, by outcome", ["stage", "outcome"])
 JOB_SECONDS = Histogram(
     "job_duration_seconds", "Time a stage spent on one delivery", ["stage"],

@@ -10,18 +10,18 @@ handling or retries; they implement `Stage` and the adapter does the rest:
 - announce a file's transition (`file.ready`, `file.failed`) once, beside the stage's own reply;
 - answer 400 to a malformed event and 422 to a poison one (Knative does not retry those; the event
   goes to the dead-letter sink), 500 to a fault inside the stage (the broker retries), 200 with the
-  next event as the reply, or 202 when there is none (several events go to K_SINK instead);
-- serve /healthz (alive) and /readyz (ready), and /metrics; call `stop` when the process ends.
+  next event as the reply, or 202 when there is none (several events go to K_SINK instead).
+
+The lifecycle (start, stop), the probes (/healthz, /readyz), /metrics and posting to K_SINK are the
+runtime's, the same for every function (shared/runtime.py).
 
 Served by functions-framework: `functions-framework --source functions/NAME/main.py --target handle
 --signature-type http`, locally and in the container alike.
 """
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import threading
 import time
 from contextlib import ExitStack
 from typing import Any, ClassVar
@@ -29,31 +29,20 @@ from uuid import UUID
 
 import httpx
 from flask import Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from events import catalogue, wire
 from events.catalogue import EventData, FileEvent
-from shared import db, lifecycle, problems, tracing
-from shared.blobs import BlobNotFound, BlobStore, blob_store, file_key
-from shared.config import Settings, settings
-from shared.metrics import JOB_SECONDS, JOBS, process_started
-from shared.observability import bound, setup_logging
+from shared import lifecycle, problems, tracing
+from shared.blobs import BlobNotFound, BlobStore, file_key
+from shared.config import Settings
+from shared.errors import Rejected, Unsupported  # what a stage raises: its own, beside Stage and Context
+from shared.metrics import JOB_SECONDS, JOBS
+from shared.observability import bound
+from shared.runtime import Answer, NoSink, Runtime, Stopping
 
 log = logging.getLogger("mindspace.stage")
-
-
-class Rejected(Exception):
-    """A poison event: retrying cannot help. The message is for a person to read."""
-
-    file_status = "failed"
-
-
-class Unsupported(Rejected):
-    """No stage can make text of this file; the file ends as `unsupported`."""
-
-    file_status = "unsupported"
 
 
 class AlreadyConsumed(Exception):
@@ -90,7 +79,8 @@ class Context:
 
 
 class Stage:
-    """A stage's lifecycle, as in Knative's function templates: start, handle, ready, alive, stop."""
+    """A stage's lifecycle, as in Knative's function templates: start, handle, ready, alive, stop.
+    `ready` and `alive` answer a bool or (bool, reason), as func-python takes them."""
 
     name: ClassVar[str]
     # The event types it takes; None takes any CloudEvent as it came (the dead-letter sink does).
@@ -102,18 +92,15 @@ class Stage:
     def handle(self, event: EventData, ctx: Context) -> EventData | list[EventData] | None:
         raise NotImplementedError
 
-    def ready(self) -> bool:
+    def ready(self) -> Answer:
         return True
 
-    def alive(self) -> bool:
+    def alive(self) -> Answer:
         return True
 
     def stop(self) -> None:
         pass
 
-    # Whether it may post to the broker (K_SINK): more than one reply, or a file's announcement beside
-    # a refusal. Such a function needs a SinkBinding (knative/base/sinks.yaml); a test keeps them agreed.
-    posts_to_broker: ClassVar[bool] = True
     # Knative drops what a dead-letter sink answers, so such a stage posts its events to K_SINK.
     reply_to_sink: ClassVar[bool] = False
 
@@ -130,44 +117,39 @@ def _problem(code: int, detail: str, **headers) -> Response:
     return Response(problems.problem_json(code, detail), status=code, mimetype=problems.MEDIA_TYPE, headers=headers)
 
 
-class _Runtime:
+class _Adapter:
+    """HTTP + CloudEvents to a stage's `handle` and back; the runtime does the rest."""
+
     def __init__(self, stage: Stage):
         self.stage = stage
-        self.cfg: Settings | None = None
-        self._lock = threading.Lock()
+        self.runtime = Runtime(stage)
 
-    def started(self) -> Settings:
-        if self.cfg is None:
-            with self._lock:
-                if self.cfg is None:
-                    began = time.perf_counter()
-                    cfg = settings()
-                    setup_logging(self.stage.name, cfg.log_level)
-                    tracing.setup_tracing(self.stage.name, cfg)
-                    self.pool = db.pool(cfg.database_url, cfg.db_pool_size)
-                    self.blobs = blob_store(cfg)
-                    self.stage.start(cfg)
-                    atexit.register(self.stop)  # gunicorn's worker exits normally on SIGTERM
-                    process_started(self.stage.name, began)
-                    self.cfg = cfg
-        return self.cfg
+    @property
+    def cfg(self) -> Settings:
+        return self.runtime.cfg
 
-    def stop(self) -> None:
-        """Scale-down: the stage lets go of its models, then the pools close."""
-        self.stage.stop()
-        db.close_pools()
+    @property
+    def pool(self):
+        return self.runtime.pool
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.runtime.blobs
 
     def __call__(self, request: Request) -> Response:
-        if request.path == "/healthz":
-            return _json(200 if self.stage.alive() else 503, status="alive")
-        if request.path == "/readyz":
-            self.started()
-            return _json(200 if self.stage.ready() else 503, status="ready")
-        if request.path == "/metrics":
-            return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+        if (probe := self.runtime.answer(request.path)) is not None:
+            status, body, content_type = probe
+            return Response(body, status=status, content_type=content_type)
         if request.method != "POST":
             return _problem(405, "POST a CloudEvent to this function", Allow="POST")
-        self.started()
+        self.runtime.start()
+        try:
+            with self.runtime.work():
+                return self.timed(request)
+        except Stopping as e:  # the broker retries it, and another instance takes it
+            return _problem(503, str(e), **{"Retry-After": "1"})
+
+    def timed(self, request: Request) -> Response:
         began = time.perf_counter()
         try:
             return self.consume(request)
@@ -294,7 +276,7 @@ class _Runtime:
             try:
                 self.send(tracing.inject(wire.make(data, self.stage.name,
                                                    catalogue.reply_id(f"{self.stage.name}!{i}", *key[1:]))))
-            except (httpx.HTTPError, TypeError) as e:
+            except (httpx.HTTPError, NoSink) as e:
                 log.error("could not announce %s for %s: %s", data.type, getattr(data, "file_id", ""), e)
 
     def reply(self, ces: list[dict]) -> Response:
@@ -309,7 +291,7 @@ class _Runtime:
 
     def send(self, event: wire.CloudEvent) -> None:
         """Post one event to the broker (K_SINK, from the function's SinkBinding)."""
-        wire.send(self.cfg.k_sink, event)
+        self.runtime.emit(event)
 
 
 def consumed_reply(conn, key: tuple) -> list[dict] | None:
@@ -350,10 +332,10 @@ def _errors(e: ValidationError) -> str:
 
 def serve(stage: Stage):
     """The functions-framework target for a stage (signature type http; it must be a function)."""
-    runtime = _Runtime(stage)
+    adapter = _Adapter(stage)
 
     def handle(request: Request) -> Response:
-        return runtime(request)
+        return adapter(request)
 
     handle.stage = stage  # for tests and benchmarks that call the stage in-process
     return handle

@@ -36,14 +36,14 @@ def problem(r: httpx.Response, status: int) -> dict:
 def in_process(stack, **settings):
     """The API in this process, on the stack's database, blobs and broker, with settings of its own."""
     api = Api()
-    api.start(Settings(**{"database_url": stack.database_url, "data_dir": stack.data_dir, "auth_mode": "dev",
+    api.runtime.start(Settings(**{"database_url": stack.database_url, "data_dir": stack.data_dir, "auth_mode": "dev",
                           "K_SINK": stack.broker_url, **settings}))
     app.state.api = api  # what the lifespan does; the app module is shared, so it is undone below
     try:
         yield TestClient(app)
     finally:
         del app.state.api
-        api.stop()
+        api.runtime.stop()
 
 
 # --- someone else's things ------------------------------------------------------------------------

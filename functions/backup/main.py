@@ -28,7 +28,6 @@ def object_name(user_id: str, file_id, filename: str) -> str:
 class Backup(Stage):
     name = "backup"
     consumes = (FileReady, FileDeleted)
-    posts_to_broker = False
 
     def start(self, cfg) -> None:
         self.resumable_above = cfg.backup_resumable_above

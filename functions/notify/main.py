@@ -25,7 +25,6 @@ class Transient(Exception):
 class Notify(Stage):
     name = "notify"
     consumes = (NotificationRequested, FileReady, FileFailed)
-    posts_to_broker = False
 
     def start(self, cfg) -> None:
         self.fcm = None
