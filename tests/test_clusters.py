@@ -15,6 +15,9 @@ from functions.cluster import clustering
 
 MIN_SIZE, DIMS, REDUCE_ABOVE = 3, 10, 1000  # shared/config.py's defaults
 BOILERPLATE = {"note", "date", "alex", "example", "sent", "phone"}
+# Issue 18: twelve notes that differ in their numbers alone fell into clusters that all had one label.
+TWELVE = Corpus("twelve-notes", [(f"# Note {i}\n\nBuy compost for the garden every {i} days.", "garden")
+                                 for i in range(1, 13)])
 
 
 def ari(corpus: Corpus, labels) -> float:
@@ -27,7 +30,7 @@ def ari(corpus: Corpus, labels) -> float:
 @pytest.fixture(scope="module")
 def vectors() -> dict[str, np.ndarray]:
     """Each file's vector as the stage reads it: avg(embedding) of its chunks, not yet normalised."""
-    return {c.name: np.array([chunks.mean(axis=0) for chunks in embed(c)]) for c in CORPORA}
+    return {c.name: np.array([chunks.mean(axis=0) for chunks in embed(c)]) for c in [*CORPORA, TWELVE]}
 
 
 def fitted(v: np.ndarray):
@@ -101,3 +104,29 @@ def test_a_word_in_most_files_names_no_cluster():
     names = clustering.label(texts)
     assert "note" not in names[0] and "note" not in names[1], names
     assert names[0].split(" · ")[:2] == ["bike", "chain"] and names[1].startswith("tax"), names
+
+
+@pytest.mark.parametrize("corpus", [*CORPORA, TWELVE], ids=lambda c: c.name)
+def test_no_two_clusters_share_a_label(corpus, vectors, capsys):
+    _, labels = fitted(vectors[corpus.name])
+    texts: dict[int, list[str]] = {}
+    for (text, _), label in zip(corpus.files, labels, strict=True):
+        texts.setdefault(int(label), []).append(text)
+    names = clustering.label(texts)
+    if corpus is TWELVE:
+        with capsys.disabled():
+            print(f"\n{corpus.name}: {len(names)} clusters labelled {sorted(names.values())}")
+    assert len(set(names.values())) == len(names), names
+
+
+def test_clusters_with_the_same_words_each_get_one_of_their_own():
+    often = "tomato seedlings greenhouse " * 4
+    texts = {0: [often, often, "basil", "water"], 1: [often, often, "chilli", "water"], -1: ["wifi password"]}
+    assert clustering.label(texts) == {0: "greenhouse · seedlings · tomato · basil",
+                                       1: "greenhouse · seedlings · tomato · chilli"}
+
+
+def test_clusters_no_word_tells_apart_are_numbered():
+    note = "Buy compost for the garden every few days."
+    assert clustering.label({0: [note] * 3, 1: [note] * 3, 2: [note] * 4}) == {
+        0: "buy · compost · days", 1: "buy · compost · days (2)", 2: "buy · compost · days (3)"}

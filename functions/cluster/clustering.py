@@ -128,7 +128,8 @@ def label(texts: dict[int, list[str]], top: int = 3) -> dict[int, str]:
     """A readable label per cluster from its files' texts (one string a file): its most distinctive
     words by class-based TF-IDF, where every cluster (noise included, so that common words lose
     weight) is one document. A word in most of the user's files (a template's "note", a signature's
-    name) carries no weight: it names what the files share, not a topic."""
+    name) carries no weight: it names what the files share, not a topic. No two clusters share a label:
+    see distinct()."""
     from sklearn.feature_extraction.text import CountVectorizer
 
     classes = sorted(texts)
@@ -147,5 +148,28 @@ def label(texts: dict[int, list[str]], top: int = 3) -> dict[int, str]:
     score = tf * idf * ~common
     score = np.where(score.max(axis=1, keepdims=True) > 0, score, tf * idf)  # only common words: keep them
     words = counts.get_feature_names_out()
-    return {c: " · ".join(words[i] for i in np.argsort(-score[k])[:top] if x[k, i] > 0)
-            for k, c in enumerate(classes) if c != NOISE}
+    rows = {c: k for k, c in enumerate(classes) if c != NOISE}
+    chosen = {c: [i for i in np.argsort(-score[k])[:top] if x[k, i] > 0] for c, k in rows.items()}
+    return distinct(chosen, score[list(rows.values())].reshape(len(rows), -1), list(rows), words)
+
+
+def distinct(chosen: dict[int, list[int]], score: np.ndarray, order: list[int], words) -> dict[int, str]:
+    """Labels that tell clusters apart. Clusters with the same words (near-identical notes that HDBSCAN
+    split: "buy · compost · days" three times) each get one more word, the one they weigh most above
+    the others (score rows in `order`); clusters no word tells apart are numbered: "… (2)"."""
+    groups: dict[frozenset, list[int]] = {}
+    for c in order:
+        groups.setdefault(frozenset(chosen[c]), []).append(c)
+    for group in (g for g in groups.values() if len(g) > 1):
+        for c in group:
+            own = score[order.index(c)]
+            gain = own - score[[order.index(o) for o in group if o != c]].max(axis=0)
+            gain[chosen[c]] = 0
+            if gain.max() > 0:
+                chosen[c] = chosen[c] + [int(np.argmax(gain))]
+    names: dict[int, str] = {}
+    for c in order:
+        name = " · ".join(words[i] for i in chosen[c])
+        n = sum(1 for other in names.values() if other == name or other.startswith(name + " ("))
+        names[c] = f"{name} ({n + 1})" if n else name
+    return names
