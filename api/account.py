@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
-from pydantic import BaseModel, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from api.deps import DB, Offset, User
-from api.errors import NO_NUL, problems
+from api.errors import NO_NUL, link, problems
 from shared import schedule
 
 router = APIRouter(tags=["account"], responses=problems(401, 503))
@@ -32,6 +32,7 @@ class Settings(BaseModel):
 class SettingsChange(BaseModel):
     """Only the fields sent change."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, never silently dropped
     # Optional, but never null (only backup_bucket can be: null stops backups).
     timezone: str = Field(None, examples=["Europe/Berlin"])
     notify_on_ready: StrictBool = None
@@ -81,11 +82,14 @@ def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
 
 
 class Device(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=10, max_length=4096, pattern=NO_NUL, description="the FCM registration token")
     platform: Literal["android", "ios", "web"]
 
 
-@router.post("/v1/devices", status_code=201, response_model=Device, responses=problems(422))
+@router.post("/v1/devices", status_code=201, response_model=Device, responses={
+    201: {"links": {"ForgetDevice": link("DELETE", "/v1/devices/{token}", token="$response.body#/token")}},
+    **problems(422)})
 def register_device(device: Device, user: User, c: DB) -> Device:
     """Register a device for push notifications; a token seen before moves to the caller (a phone that
     changed hands, or an app reinstalled under another account)."""

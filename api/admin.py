@@ -1,10 +1,9 @@
 """Operators' view of the pipeline, as Immich's jobs page and Paperless-ngx's task list give it: per
 stage, deliveries waiting, running, retrying and dead-lettered, and the oldest waiting age; the dead
 letters themselves, listed and replayed per stage. Operators are the users of ADMIN_USERS, or those
-whose Firebase token carries the custom claim `admin: true`. Also the API's request timing."""
+whose Firebase token carries the custom claim `admin: true`."""
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime
 from functools import cache
@@ -12,13 +11,12 @@ from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import DB, Api, Runtime, User
 from api.errors import problems
 from events import routes
 from shared import dead_letters, local_queue
-from shared.metrics import API_SECONDS
 from shared.problems import Problem
 
 
@@ -72,6 +70,7 @@ class DeadLetter(BaseModel):
 
 
 class Replay(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, never silently dropped
     ids: list[int] = []  # these dead letters (replayed ones again too) …
     stage: str | None = None  # … or every one not replayed yet of this stage …
     all: bool = False  # … or every one not replayed yet
@@ -112,32 +111,3 @@ def replay(body: Replay, c: DB, api: Runtime, _: Operator) -> list[dict]:
             raise HTTPException(503, f"the broker is not reachable; {len(rows)} dead letters not all replayed") from e
         c.commit()  # each one done stays done, should a later one fail
     return rows
-
-
-_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-
-class RequestTimer:
-    """`api_request_duration_seconds` by the matched route's template (`/v1/files/{file_id}`), never the
-    raw path; requests no route matched share one label value, and odd methods another."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        began, status = time.perf_counter(), 500  # unless an answer starts: an exception no handler took
-
-        async def sending(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")  # the router sets it on the same scope
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            API_SECONDS.labels(route, method, str(status)).observe(time.perf_counter() - began)

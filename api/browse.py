@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from api import search
 from api.deps import DB, Id, Offset, Runtime, Searcher, User
-from api.errors import NO_NUL, problems
+from api.errors import NO_NUL, link, problems
 from events import wire
 from events.catalogue import Category, ClustersRefresh
 
@@ -100,7 +100,9 @@ MEMBERS = """SELECT id, filename, media_type, created_at FROM files
              WHERE cluster_id = %s AND user_id = %s ORDER BY created_at DESC LIMIT %s"""
 
 
-@router.get("/v1/clusters", response_model=list[Cluster], responses=problems(422))
+@router.get("/v1/clusters", response_model=list[Cluster], responses={
+    200: {"links": {"GetCluster": link("GET", "/v1/clusters/{cluster_id}", cluster_id="$response.body#/0/id")}},
+    **problems(422)})
 def clusters(user: User, c: DB, sample: int = Query(3, ge=0, le=20)) -> list[Cluster]:
     rows = c.execute("SELECT * FROM clusters WHERE user_id = %s ORDER BY size DESC, id", (user,)).fetchall()
     return [Cluster(**r, files=c.execute(MEMBERS, (r["id"], user, sample)).fetchall()) for r in rows]

@@ -1,5 +1,6 @@
 """The API's edge: every error as RFC 9457 problem details (shared/problems.py), the statuses each
-route declares in the OpenAPI document, and the headers every answer carries."""
+route declares in the OpenAPI document and the links between its routes, and the headers every answer
+carries."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from psycopg_pool import PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -44,16 +46,24 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for s in statuses}
 
 
+def link(method: str, path: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation `method path`, its parameters taken from the answer by runtime
+    expressions (`file_id="$response.body#/id"`): how a client, or a fuzzer's stateful phase, goes from
+    the route that makes a resource to the routes that take its id."""
+    pointer = path.replace("~", "~0").replace("/", "~1")  # a JSON pointer's escaping (RFC 6901)
+    return {"operationRef": f"#/paths/{pointer}/{method.lower()}", "parameters": parameters}
+
+
 def answer(status: int, detail: str, headers: dict | None = None, **extra) -> JSONResponse:
     return JSONResponse(problem(status, detail, **extra), status_code=status, headers=headers,
                         media_type=MEDIA_TYPE)
 
 
 def _allowed(request: Request) -> str:
-    """Every method the path takes: FastAPI makes one route per method, and Starlette's own 405
-    names only the first route whose path matched."""
-    methods = {m for r in request.app.router.routes
-               if getattr(r, "methods", None) and r.matches(request.scope)[0] != Match.NONE for m in r.methods}
+    """Every method the path takes, in every router the app includes: FastAPI makes one route per method,
+    and Starlette's own 405 names only the first route whose path matched."""
+    methods = {m for r in iter_route_contexts(request.app.router.routes)
+               if r.methods and r.matches(request.scope)[0] != Match.NONE for m in r.methods}
     return ", ".join(sorted(methods))
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.account import ensure_user, user_settings
 from api.deps import DB, Id, Offset, User
-from api.errors import NO_NUL, problems
+from api.errors import NO_NUL, link, problems
 from shared import schedule
 
 router = APIRouter(tags=["reminders"], responses=problems(401, 503))
@@ -19,8 +19,10 @@ Status = Literal["suggested", "scheduled", "done", "dismissed"]
 
 
 class ReminderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, never silently dropped
     title: str = Field(min_length=1, max_length=300, pattern=NO_NUL)
-    due_at: AwareDatetime = Field(description="RFC 3339 with an offset", examples=["2026-12-01T09:00:00+01:00"])
+    due_at: AwareDatetime = Field(description="RFC 3339 with an offset, in the future",
+                                  examples=["2099-12-01T09:00:00+01:00"])
     timezone: str | None = Field(None, description="IANA name; default: the caller's setting",
                                  examples=["Europe/Berlin"])
     rrule: str | None = Field(None, max_length=500, description="RFC 5545 RRULE without DTSTART",
@@ -30,6 +32,8 @@ class ReminderIn(BaseModel):
 
 class ReminderChange(BaseModel):
     """Only the fields sent change. `status`: `scheduled` accepts a suggestion, `dismissed` drops it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: str | None = Field(None, min_length=1, max_length=300, pattern=NO_NUL)
     due_at: AwareDatetime | None = None
@@ -69,7 +73,15 @@ def owned(c, user: str, reminder_id: int, lock: bool = False) -> dict:
     return row
 
 
-@router.post("/v1/reminders", status_code=201, response_model=Reminder, responses=problems(404, 422))
+def by_id(pointer: str) -> dict:
+    """The routes that take a reminder's id, as OpenAPI links from an answer that carries one at `pointer`."""
+    return {"links": {name: link(method, "/v1/reminders/{reminder_id}", reminder_id=f"$response.body#{pointer}")
+                      for name, method in (("GetReminder", "GET"), ("ChangeReminder", "PATCH"),
+                                           ("DeleteReminder", "DELETE"))}}
+
+
+@router.post("/v1/reminders", status_code=201, response_model=Reminder,
+             responses={201: by_id("/id"), **problems(404, 422)})
 def create(body: ReminderIn, user: User, c: DB) -> Reminder:
     tz = body.timezone or user_settings(c, user).timezone
     due = checked(body.due_at, tz, body.rrule)
@@ -86,7 +98,7 @@ def create(body: ReminderIn, user: User, c: DB) -> Reminder:
     return Reminder(**row)
 
 
-@router.get("/v1/reminders", response_model=list[Reminder], responses=problems(422))
+@router.get("/v1/reminders", response_model=list[Reminder], responses={200: by_id("/0/id"), **problems(422)})
 def list_reminders(user: User, c: DB, status: Status | None = None, limit: int = Query(100, ge=1, le=500),
                    offset: Offset = 0) -> list[Reminder]:
     return [Reminder(**r) for r in c.execute(
