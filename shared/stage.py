@@ -124,18 +124,6 @@ class _Adapter:
         self.stage = stage
         self.runtime = Runtime(stage)
 
-    @property
-    def cfg(self) -> Settings:
-        return self.runtime.cfg
-
-    @property
-    def pool(self):
-        return self.runtime.pool
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self.runtime.blobs
-
     def __call__(self, request: Request) -> Response:
         if (probe := self.runtime.answer(request.path)) is not None:
             status, body, content_type = probe
@@ -161,7 +149,7 @@ class _Adapter:
 
     def refuse(self, status: int, reason: str, event=None, file_id=None) -> Response:
         """Record a refused or failed event; nothing fails in silence."""
-        with self.pool.connection() as conn:
+        with self.runtime.pool.connection() as conn:
             lifecycle.record_failure(
                 conn, self.stage.name, status, reason,
                 event_type=event["type"] if event else None, event_id=event["id"] if event else None,
@@ -173,7 +161,7 @@ class _Adapter:
 
     def consume(self, request: Request) -> Response:
         name = self.stage.name
-        cap = self.cfg.max_event_bytes
+        cap = self.runtime.cfg.max_event_bytes
         if (request.content_length or 0) > cap or len(body := request.get_data()) > cap:
             return self.refuse(413, f"events are capped at {cap} bytes (MAX_EVENT_BYTES): send a reference")
         try:
@@ -196,7 +184,7 @@ class _Adapter:
         except ValidationError as e:
             reason = f"invalid {event['type']} data: {_errors(e)}"
             claimed = event.data.get("user_id") if isinstance(event.data, dict) else None
-            with self.pool.connection() as conn:  # only its owner's file fails: a forged event fails none
+            with self.runtime.pool.connection() as conn:  # only its owner's file fails: a forged event fails none
                 file = file_id and lifecycle.owned_file(conn, file_id, str(claimed))
                 reached = file and lifecycle.stage_failed(conn, file_id, name, reason, final=True)
                 file = file and lifecycle.file(conn, file_id)
@@ -205,10 +193,10 @@ class _Adapter:
             return self.refuse(400, reason, event, file and file_id)
 
         key = (name, event["source"], self.stage.delivery_key(event))
-        ctx = Context(self.cfg, self.blobs, self.pool, event, key=key)
+        ctx = Context(self.runtime.cfg, self.runtime.blobs, self.runtime.pool, event, key=key)
         if consumes is None:
             file_id = None  # a raw consumer keeps its own records
-        with self.pool.connection() as conn:  # one transaction: the check and the record under the key's lock
+        with self.runtime.pool.connection() as conn:  # one transaction: the check and the record under the key's lock
             if (seen := consumed_reply(conn, key)) is not None:
                 return self.duplicate(event, seen)
             if isinstance(data, FileEvent):
@@ -222,7 +210,7 @@ class _Adapter:
         try:
             with ctx.transaction():  # committed with the stage's record, or rolled back
                 if isinstance(data, FileEvent):
-                    own_blobs_only(data, self.blobs)
+                    own_blobs_only(data, self.runtime.blobs)
                 out = self.stage.handle(data, ctx)
                 replies = out if isinstance(out, list) else [out] if out is not None else []
                 if file_id:
@@ -234,7 +222,7 @@ class _Adapter:
         except AlreadyConsumed as e:  # a concurrent delivery of this event committed first; ours rolled back
             return self.duplicate(event, e.reply)
         except (Rejected, BlobNotFound) as e:
-            with self.pool.connection() as conn:
+            with self.runtime.pool.connection() as conn:
                 if file_id and not lifecycle.exists(conn, file_id):  # its blobs went with it
                     return self.outcome(key, event, f"file {file_id} was deleted meanwhile; nothing to do")
                 # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
@@ -248,7 +236,7 @@ class _Adapter:
         except Exception as e:
             log.exception("%s failed on %s %s", name, event["type"], event["id"])
             if file_id:
-                with self.pool.connection() as conn:
+                with self.runtime.pool.connection() as conn:
                     lifecycle.stage_failed(conn, file_id, name, f"{type(e).__name__}: {e}", final=False)
             return self.refuse(500, f"{type(e).__name__}: {e}", event, file_id)
         response = self.reply(ces)  # a broker that cannot take the events makes this a 500, retried
@@ -263,7 +251,7 @@ class _Adapter:
     def outcome(self, key: tuple, event: wire.CloudEvent, reason: str) -> Response:
         """An event that ends in nothing to do (a file deleted meanwhile, a type no stage reads): consumed,
         answered 202, never retried and never a dead letter, which should hold only what a replay fixes."""
-        with self.pool.connection() as conn:
+        with self.runtime.pool.connection() as conn:
             consumed(conn, key, [])
         JOBS.labels(self.stage.name, "outcome").inc()
         log.info("%s %s: %s", event["type"], event["id"], reason)
