@@ -88,7 +88,7 @@ class Device(BaseModel):
 
 
 @router.post("/v1/devices", status_code=201, response_model=Device, responses={
-    201: {"links": {"ForgetDevice": link("DELETE", "/v1/devices/{token}", token="$response.body#/token")}},
+    201: {"links": {"ForgetDevice": link("DELETE", "/v1/devices/{token}", "/token")}},
     **problems(422)})
 def register_device(device: Device, user: User, c: DB) -> Device:
     """Register a device for push notifications; a token seen before moves to the caller (a phone that

@@ -101,7 +101,7 @@ MEMBERS = """SELECT id, filename, media_type, created_at FROM files
 
 
 @router.get("/v1/clusters", response_model=list[Cluster], responses={
-    200: {"links": {"GetCluster": link("GET", "/v1/clusters/{cluster_id}", cluster_id="$response.body#/0/id")}},
+    200: {"links": {"GetCluster": link("GET", "/v1/clusters/{cluster_id}", "/0/id")}},
     **problems(422)})
 def clusters(user: User, c: DB, sample: int = Query(3, ge=0, le=20)) -> list[Cluster]:
     rows = c.execute("SELECT * FROM clusters WHERE user_id = %s ORDER BY size DESC, id", (user,)).fetchall()

@@ -4,6 +4,7 @@ carries."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import psycopg
@@ -46,12 +47,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for s in statuses}
 
 
-def link(method: str, path: str, **parameters: str) -> dict[str, Any]:
-    """An OpenAPI link to the operation `method path`, its parameters taken from the answer by runtime
-    expressions (`file_id="$response.body#/id"`): how a client, or a fuzzer's stateful phase, goes from
-    the route that makes a resource to the routes that take its id."""
-    pointer = path.replace("~", "~0").replace("/", "~1")  # a JSON pointer's escaping (RFC 6901)
-    return {"operationRef": f"#/paths/{pointer}/{method.lower()}", "parameters": parameters}
+def link(method: str, path: str, pointer: str) -> dict[str, Any]:
+    """An OpenAPI link to the operation `method path`, whose path parameter is taken from the answer's body
+    at `pointer` (`/id`, `/0/id` in a list): how a client, or a fuzzer's stateful phase, goes from the route
+    that makes or lists a resource to the routes that take its id."""
+    (parameter,) = re.findall(r"{(\w+)}", path)
+    escaped = path.replace("~", "~0").replace("/", "~1")  # a JSON pointer's escaping (RFC 6901)
+    return {"operationRef": f"#/paths/{escaped}/{method.lower()}",
+            "parameters": {parameter: f"$response.body#{pointer}"}}
 
 
 def answer(status: int, detail: str, headers: dict | None = None, **extra) -> JSONResponse:

@@ -92,7 +92,7 @@ class Upload(BaseModel):
 
 def by_id(pointer: str) -> dict:
     """The routes that take a file's id, as OpenAPI links from an answer that carries one at `pointer`."""
-    return {"links": {name: link(method, "/v1/files/{file_id}", file_id=f"$response.body#{pointer}")
+    return {"links": {name: link(method, "/v1/files/{file_id}", pointer)
                       for name, method in (("GetFile", "GET"), ("DeleteFile", "DELETE"))}}
 
 

@@ -75,7 +75,7 @@ def owned(c, user: str, reminder_id: int, lock: bool = False) -> dict:
 
 def by_id(pointer: str) -> dict:
     """The routes that take a reminder's id, as OpenAPI links from an answer that carries one at `pointer`."""
-    return {"links": {name: link(method, "/v1/reminders/{reminder_id}", reminder_id=f"$response.body#{pointer}")
+    return {"links": {name: link(method, "/v1/reminders/{reminder_id}", pointer)
                       for name, method in (("GetReminder", "GET"), ("ChangeReminder", "PATCH"),
                                            ("DeleteReminder", "DELETE"))}}
 
