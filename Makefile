@@ -12,7 +12,7 @@ KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu
 NS ?= mindspace
 
-.PHONY: run test test-fast lint audit bench setup debs images onnx container-debs render deploy revisions canary promote rollback clean help
+.PHONY: run run-containers test test-fast lint audit bench setup debs images onnx container-debs render deploy revisions canary promote rollback clean help
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -82,6 +82,10 @@ build/onnx/model.onnx: $(STAMP)
 
 images: onnx container-debs ## build every function's image mindspace-<function> (FUNCTION=x: one)
 	local/build-images.sh $(FUNCTION)
+
+# The local stand-in for a cluster: every function from its image, as Knative runs it (local/containers.py).
+run-containers: images ## the local stack with every function run from its image (mindspace run --containers)
+	$(BIN)/mindspace run --containers
 
 # --- operators (a kube context with Knative Serving and Eventing) ---------------------------
 render: ## print the Knative manifests of OVERLAY=cpu|gpu
