@@ -15,6 +15,7 @@ from shared.models import EMBED_DIM
 from conftest import User
 
 PEOPLE = "Anna Schmidt flew from Berlin to Lisbon to meet Siemens on Friday and paid $4,000 for the booth."
+NOTE = "# Note 5\n\nCheck the **boiler pressure** every 5 days.\n\n- bleed the [radiators](https://example.com/r)\n"
 RARE = "The warranty code for the dishwasher is QX7-4471, keep the receipt in the blue folder."
 # Codes that look alike to an embedding model, and share no whole word with the one searched for.
 DECOYS = ["The wifi password for the guest network is QX7-4417.",
@@ -50,7 +51,8 @@ def corpus(stack):
     ids = {topic: [user.upload(f"{topic}-{i}.txt", n.encode()).json()["id"] for i, n in enumerate(notes)]
            for topic, notes in TOPICS.items()}
     extra = {name: user.upload(f"{name}.txt", text.encode()).json()["id"]
-             for name, text in (("people", PEOPLE), ("rare", RARE), *((f"decoy{i}", d) for i, d in enumerate(DECOYS)))}
+             for name, text in (("people", PEOPLE), ("note", NOTE), ("rare", RARE),
+                                *((f"decoy{i}", d) for i, d in enumerate(DECOYS)))}
     for file_id in [i for v in ids.values() for i in v] + list(extra.values()):
         assert user.wait(file_id)["status"] == "ready"
     return user, ids, extra
@@ -66,6 +68,11 @@ def test_entities_become_normalised_tags(corpus):
     listed = {(t["kind"], t["name"]): t for t in user.http.get("/v1/tags").json()}
     anna = listed["person", "anna schmidt"]
     assert anna["label"] == "Anna Schmidt" and anna["files"] == 1
+    # Markdown's markup is no tag, and a date keeps its words (issue 18: "# note", and "day" shown as "0 days")
+    note = {(t["kind"], t["name"]) for t in user.file(extra["note"])["tags"]}
+    assert ("date", "every 5 days") in note and ("phrase", "radiator") in note, note
+    assert not any(set("#*[]()\n") & set(name) or "http" in name for _, name in note), note
+    assert listed["date", "every 5 days"]["label"] == "every 5 days"
 
 
 def test_topics_end_in_their_own_clusters(corpus, sql):
@@ -77,6 +84,7 @@ def test_topics_end_in_their_own_clusters(corpus, sql):
     assert adjusted_rand_score(truth, labels) > 0.8, found
     clusters = user.http.get("/v1/clusters").json()
     assert len(clusters) >= 3 and all(k["label"] and k["size"] >= 3 and k["files"] for k in clusters)
+    assert len({k["label"] for k in clusters}) == len(clusters), clusters  # a label tells clusters apart
     garden = Counter(found["garden"]).most_common(1)[0][0]
     one = user.http.get(f"/v1/clusters/{garden}").json()
     members = {i for i, c in zip(ids["garden"], found["garden"], strict=True) if c == garden}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from events.catalogue import FileTagged, TextExtracted
-from functions.tag.reading import KINDS, NUMERIC, Pipeline, normalise, plain, readable
+from functions.tag.reading import KINDS, Pipeline, normalise, phrase, plain, readable
 from shared.stage import Context, Stage, serve
 from shared.textdoc import passages
 
@@ -60,8 +60,7 @@ class Tag(Stage):
                     mentions[kind, n[0]] += 1
                     labels[kind, n[0]][n[1]] += 1
             for p in doc._.phrases:
-                name, _ = normalise(p.chunks[0])
-                if p.chunks[0].root.ent_type_ not in NUMERIC and readable("phrase", name):
+                if name := phrase(p):
                     phrases[name] = max(phrases.get(name, 0.0), p.rank)
         entity_names = {name for _, name in mentions}
         top = sorted(((r, n) for n, r in phrases.items() if n not in entity_names), reverse=True)

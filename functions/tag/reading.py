@@ -7,7 +7,7 @@ while prose wrapped across lines goes on in lower case. Prose wrapped at 40, 60 
 97 and 99% of the tags of the unwrapped text so (96, 97 and 99% if no line break ends a sentence; 81, 89
 and 93% if every one does). A name is cut where a mark or a link stands apart from the words; a date or a
 sum keeps its words ("every 5 days", not "day": its number is the point); a phrase that is a quantity
-("5 days") is left to its entity.
+("5 days", "4,000 euros") is no phrase.
 """
 from __future__ import annotations
 
@@ -89,12 +89,14 @@ def normalise(span, kind: str = "phrase") -> tuple[str, str]:
             return "Art" in t.morph.get("PronType")
         return apart(t) or t.pos_ in EDGE_POS and (kind == "phrase" or t.pos_ != "NUM") or t.is_stop
 
-    a, b = span.start, span.end
-    if kind not in LITERAL:
+    a, b, doc = span.start, span.end, span.doc
+    if kind == "money":  # spaCy's sum is often the figure alone: `$` `4,000`
+        a -= a > 0 and doc[a - 1].is_currency
+        b += b < len(doc) and doc[b].is_currency
+    elif kind != "date":
         cuts = [t.i for t in span if apart(t)]
         parts = list(zip([a] + [i + 1 for i in cuts], cuts + [b], strict=True))
         a, b = next(((x, y) for x, y in parts if x <= span.root.i < y), max(parts, key=lambda p: p[1] - p[0]))
-    doc = span.doc
     while a < b and edge(doc[a]):
         a += 1
     while b > a and edge(doc[b - 1]):
@@ -115,3 +117,15 @@ def readable(kind: str, name: str) -> bool:
     if BARE.fullmatch(name):
         return kind == "date" and len(name) == 4 and name.startswith(("19", "20"))
     return kind in LITERAL and name != ""
+
+
+def phrase(p) -> str | None:
+    """The name of a TextRank phrase: its first mention that is no quantity ("5 days", "4,000 euros": a
+    number counts the word, and an entity holds it when it is a date or a sum)."""
+    for chunk in p.chunks:
+        name = normalise(chunk)[0]
+        counted = chunk.root.ent_type_ in NUMERIC or " " not in name and any(  # not a receipt's `lemons 1.19`
+            c.dep_ == "nummod" and c.i < chunk.root.i for c in chunk.root.children)
+        if not counted and readable("phrase", name):
+            return name
+    return None
