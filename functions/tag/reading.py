@@ -60,6 +60,8 @@ def line_breaks(doc):
 
 
 class Pipeline(SpacyPipeline):
+    """The spaCy pipeline with line_breaks before its parser (which keeps sentence starts set before it)."""
+
     def _load(self):
         from spacy.language import Language
 
