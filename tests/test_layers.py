@@ -221,15 +221,3 @@ def test_a_model_holder_loads_once_runs_and_lets_go_when_idle():
         time.sleep(0.05)
     assert holder._model is None  # let go after idle_seconds unused
     assert holder.run(1) == 2 and Doubler.loads == 2  # and loaded again on the next use
-
-
-def test_skaffold_syncs_each_stage_by_its_own_name():
-    import yaml
-
-    doc = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
-    for artifact in doc["build"]["artifacts"]:
-        name = artifact["docker"]["buildArgs"]["FUNCTION"]
-        assert artifact["image"] == f"mindspace-{name}"
-        if name != "api":
-            assert artifact["sync"]["manual"][0]["src"] == f"functions/{name}/**/*.py"
-    assert not any("patches" in p for p in doc.get("profiles", [])), "patches address artifacts by position"

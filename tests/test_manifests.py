@@ -208,6 +208,7 @@ def test_each_skaffold_build_is_every_function_from_the_dockerfile(build):
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     artifacts = BUILDS[build]()
     assert [a["image"] for a in artifacts] == [a["image"] for a in BUILDS["default"]()]
+    assert not any("patches" in p for p in skaffold()["profiles"]), "patches would address artifacts by position"
     for a in artifacts:
         docker = a["docker"]
         assert not set(docker["buildArgs"]) - args, f"{a['image']}: the Dockerfile has no such ARG"
