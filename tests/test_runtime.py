@@ -63,6 +63,23 @@ def test_it_starts_once_with_the_settings_handed_in(runtime, tmp_path):
     assert runtime.blobs.root == (tmp_path / "blobs").resolve()
 
 
+def test_logs_never_show_the_secrets_of_the_settings_handed_in(tmp_path, capsys):
+    url = "postgresql://mindspace:pw-4711-secret@127.0.0.1:9/nothing"
+    assert Settings(database_url=url).secrets == (url, "pw-4711-secret")
+    runtime = Runtime(Probe())
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        runtime.start(Settings(database_url=url, data_dir=tmp_path))
+        logging.getLogger("mindspace.probe").warning("the password alone: %s", "pw-4711-secret")
+    finally:
+        runtime.stop(grace=0)
+        root.handlers[:], root.level = saved
+        structlog.reset_defaults()
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["message"] == "the password alone: ***" and line["function"] == "probe"
+
+
 def test_the_probes_say_why_and_a_503_never_says_ready(runtime):
     assert body(runtime.answer("/healthz")) == (200, {"ok": True, "reason": "alive"})
     status, answer = body(runtime.answer("/readyz"))
