@@ -56,6 +56,23 @@ def test_json_data_that_is_not_json_and_batches_are_malformed():
         wire.decode({"content-type": "application/cloudevents-batch+json"}, json.dumps([event()]).encode())
 
 
+def test_every_trigger_with_a_dead_letter_sink_has_a_route_to_it_with_its_retries():
+    """The local broker's routes (shared/local_queue.py, which the API's jobs view reads too): each
+    Trigger's own, and one to its dead-letter sink, retried as the Trigger is and with no sink behind."""
+    from events import routes
+    from shared import local_queue
+
+    triggers = routes.load()
+    by_name = local_queue.delivery_routes(triggers)
+    for t in triggers:
+        assert by_name[t.name] is t
+        if t.delivery.dead_letter:
+            to_sink = by_name[local_queue.to_sink(t.name)]
+            assert to_sink.subscriber == t.delivery.dead_letter and to_sink.delivery.retry == t.delivery.retry
+            assert to_sink.delivery.dead_letter is None and not to_sink.filters
+    assert len(by_name) == len(triggers) + sum(bool(t.delivery.dead_letter) for t in triggers)
+
+
 # --- the running broker ----------------------------------------------------------------------------
 
 def queued(sql) -> int:
