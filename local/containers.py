@@ -40,8 +40,8 @@ def manifests(base: Path = routes.KNATIVE_BASE) -> dict[str, dict]:
     out = {}
     for path in sorted(base.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if isinstance(doc, dict) and "kind" in doc:
-                out[f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+            if isinstance(doc, dict) and (name := (doc.get("metadata") or {}).get("name")):  # not patches
+                out.setdefault(f"{doc.get('kind')}/{name}", doc)
     return out
 
 
@@ -107,7 +107,8 @@ def run_argv(function: str, port: int, env: dict[str, str], data_dir: Path, data
     full_env = config_map_env() | env | {"DATABASE_URL": url} | knative
     rootless = os.geteuid() != 0
     return [engine(), "run", "--rm", "--name", name(function, port), "--label", f"{LABEL}={data_dir}",
-            "--network=host", "--read-only", "--tmpfs", "/tmp:rw,mode=1777", "--user", f"{UID}:{UID}",
+            "--network=host", "--read-only", "--tmpfs", "/tmp:rw,mode=1777",  # nosec B108: the pod's emptyDir
+            "--user", f"{UID}:{UID}",
             *(["--userns", f"keep-id:uid={UID},gid={UID}"] if rootless else []),
             "--cap-drop=ALL", "--security-opt=no-new-privileges", "--memory", memory_limit(function),
             *volumes, *(a for k, v in sorted(full_env.items()) for a in ("-e", f"{k}={v}")), image(function, tag)]

@@ -71,8 +71,8 @@ def affected(root: Path, changed: set[Path], functions: list[str]) -> dict[str, 
 
 
 def changes(root: Path, stop_event):
-    """Sets of changed Python files under the code folders, until stop_event is set. Saves a few hundred ms
-    apart come as one set (an editor writing a file and its swap)."""
-    for batch in watch(*(root / p for p in PACKAGES), watch_filter=PythonFilter(), debounce=300, step=50,
+    """Sets of changed Python files under the code folders, until stop_event is set. Saves within 150 ms
+    come as one set (an editor writing a file and its backup, a formatter after the save)."""
+    for batch in watch(*(root / p for p in PACKAGES), watch_filter=PythonFilter(), debounce=150, step=50,
                        stop_event=stop_event, raise_interrupt=False):
         yield {Path(p).resolve() for _, p in batch}

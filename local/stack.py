@@ -217,7 +217,9 @@ class Stack:
                     if self._stopping.is_set():
                         return
                     proc = self.procs[name]
-                    _signal_group(proc.pid, signal.SIGTERM)  # idle, it ends at once; busy, the broker retries
+                    # SIGINT: gunicorn's quick stop (SIGTERM waits out its workers' one-second poll); a delivery it
+                    # cuts short is retried by the broker.
+                    _signal_group(proc.pid, signal.SIGINT)
                     try:
                         proc.wait(timeout=1)
                     except subprocess.TimeoutExpired:

@@ -151,14 +151,14 @@ def _bare(function: str) -> list[str]:
 
 def test_sigterm_lets_a_transcription_in_flight_finish(stack, user, sql):
     """Scale-down while a recording is being transcribed: the reply still comes, then the process exits 0."""
-    sentence = "The committee will meet again next spring to review the harbour renovation budget. " * 6
-    f = user.upload("long-memo.wav", media.speech_wav(sentence)).json()
+    sentence = "The committee will meet again next spring to review the harbour renovation budget. " * 10
+    f = user.upload("long-memo.ogg", media.speech_ogg(sentence)).json()
     user.wait(f["id"], timeout=300)
     row = sql("SELECT * FROM files WHERE id = %s", f["id"])[0]
     container = Container(stack, "transcribe", free_port_block(1))
     try:
         container.ready_after(timeout=60)
-        event = FileUploaded(file_id=f["id"], user_id=user.name, blob_uri=row["blob_uri"], filename="long-memo.wav",
+        event = FileUploaded(file_id=f["id"], user_id=user.name, blob_uri=row["blob_uri"], filename="long-memo.ogg",
                              media_type=row["media_type"], category="audio", size=row["size"], sha256=row["sha256"])
         headers, body = wire.binary(wire.make(event, "api", id=catalogue.reply_id("api", "again", f["id"])))
         answer: dict = {}
@@ -193,7 +193,7 @@ def test_the_dev_image_reloads_a_file_synced_into_it(stack, user, sql, tmp_path)
                                           if k != "PYTHONPATH"}, stack.data_dir, stack.database_url, tag="dev")
     name = f"mindspace-{port}-extract-dev"
     argv[argv.index("--name") + 1] = name
-    argv.remove("--read-only")  # the dev overlay's one difference: skaffold's sync writes into /app
+    argv.remove("--read-only")  # as the dev overlay runs it: skaffold's sync writes into /app
     argv.insert(2, "--detach")
     assert (r := engine(*argv[1:])).returncode == 0, r.stderr
     try:
