@@ -15,8 +15,8 @@ handling or retries; they implement `Stage` and the adapter does the rest:
 The lifecycle (start, stop), the probes (/healthz, /readyz), /metrics and posting to K_SINK are the
 runtime's, the same for every function (shared/runtime.py).
 
-Served by functions-framework: `functions-framework --source functions/NAME/main.py --target handle
---signature-type http`, locally and in the container alike.
+Served as functions-framework's app (`create_app(target='handle', source='functions/NAME/main.py',
+signature_type='http')`) under gunicorn, by shared/serve.sh, locally and in the container alike.
 """
 from __future__ import annotations
 
