@@ -149,6 +149,8 @@ def label(texts: dict[int, list[str]], top: int = 3) -> dict[int, str]:
     score = np.where(score.max(axis=1, keepdims=True) > 0, score, tf * idf)  # only common words: keep them
     words = counts.get_feature_names_out()
     rows = {c: k for k, c in enumerate(classes) if c != NOISE}
+    if not rows:  # noise alone: no cluster to name
+        return {}
     chosen = {c: [i for i in np.argsort(-score[k])[:top] if x[k, i] > 0] for c, k in rows.items()}
     return distinct(chosen, score[list(rows.values())].reshape(len(rows), -1), list(rows), words)
 
