@@ -29,6 +29,7 @@ from uuid import UUID
 
 import httpx
 from flask import Request, Response
+from psycopg.errors import ForeignKeyViolation
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
@@ -206,7 +207,11 @@ class _Adapter:
                     return self.outcome(key, event, f"file {data.file_id} was deleted meanwhile; nothing to do")
                 if ctx.file is None:  # someone else's file: refused, and no hint that it exists
                     return self.refuse(422, f"no file {data.file_id} for user {data.user_id}", event)
-                lifecycle.stage_started(conn, file_id, name)
+                try:
+                    with conn.transaction():  # a savepoint: the deletion below leaves the rest intact
+                        lifecycle.stage_started(conn, file_id, name)
+                except ForeignKeyViolation:  # deleted between the check and the record: retrying cannot help
+                    return self.outcome(key, event, f"file {data.file_id} was deleted meanwhile; nothing to do")
         try:
             with ctx.transaction():  # committed with the stage's record, or rolled back
                 if isinstance(data, FileEvent):

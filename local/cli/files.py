@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -128,7 +129,7 @@ def cmd_tags(args) -> None:
         tags = check(c.get("/v1/tags", params={"limit": args.limit, **({"kind": args.kind} if args.kind else {})}))
     table = Table("tag", "kind", "files")
     for t in tags:
-        table.add_row(t["label"], t["kind"], str(t["files"]))
+        table.add_row(escape(t["label"]), t["kind"], str(t["files"]))  # people's words, not rich markup
     console.print(table if tags else "[dim]no tags yet[/]")
 
 
@@ -141,7 +142,8 @@ def cmd_clusters(args) -> None:
         clusters = check(c.get("/v1/clusters"))
     table = Table("id", "label", "files", "for example")
     for k in clusters:
-        table.add_row(str(k["id"]), k["label"], str(k["size"]), ", ".join(f["filename"] for f in k["files"]))
+        table.add_row(str(k["id"]), escape(k["label"]), str(k["size"]),
+                      escape(", ".join(f["filename"] for f in k["files"])))
     console.print(table if clusters else "[dim]no clusters yet (they form once a few files are alike)[/]")
 
 
