@@ -12,9 +12,9 @@ KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu
 NS ?= mindspace
 
-.PHONY: run run-containers test test-fast lint audit bench setup debs images onnx container-debs render deploy revisions canary promote rollback clean help
+.PHONY: run run-containers test test-fast lint audit bench setup debs images onnx container-debs render features deploy revisions canary promote rollback clean help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv and install the Python packages (the other targets call it)
 
@@ -91,7 +91,11 @@ run-containers: images ## the local stack with every function run from its image
 render: ## print the Knative manifests of OVERLAY=cpu|gpu
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY)
 
-deploy: ## apply OVERLAY to namespace NS of the current kube context
+# Cluster-wide, once per cluster (the config-features ConfigMaps of knative-serving and knative-eventing).
+features: ## turn on the Knative feature flags the manifests need (knative/cluster-features.yaml)
+	kubectl apply --server-side --field-manager=mindspace -f knative/cluster-features.yaml
+
+deploy: ## apply OVERLAY to namespace NS of the current kube context (make features first, once)
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY) | kubectl apply -n $(NS) -f -
 
 # Traffic between revisions of one function: make canary SVC=embed PERCENT=10, then promote or rollback.
