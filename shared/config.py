@@ -143,7 +143,7 @@ def settings() -> Settings:
 
 def library_env(**values: str) -> None:
     """Set variables, unless they are set, for libraries and child programs that read only the environment:
-    Hugging Face's offline switches, tokenizers' threads, Tesseract's OpenMP threads."""
+    Hugging Face's offline switches, tokenizers' threads, Tesseract's OpenMP threads, GitPython's search for git."""
     for name, value in values.items():
         os.environ.setdefault(name, value)
 

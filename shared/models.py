@@ -260,6 +260,9 @@ class SpacyPipeline(ModelHolder):
         self.package, self.name = package, f"spacy:{package}"
 
     def _load(self):
+        # pytextrank imports GitPython, which fails at import where no git program is installed (every
+        # image): it never runs git, so it is told not to look for one.
+        library_env(GIT_PYTHON_REFRESH="quiet")
         import pytextrank  # noqa: F401  (registers the "textrank" pipe)
         import spacy
 
