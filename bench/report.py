@@ -17,13 +17,14 @@ GOAL_QUERY_MS, GOAL_COSINE, GOAL_INT8_RECALL = 3.0, 0.999, 0.99
 def write(results: dict, docs: Path) -> None:
     img = docs / "img"
     img.mkdir(parents=True, exist_ok=True)
-    m = results["machine"]
-    where = f"{m['cpu']}, {m['cores']} cores, {m['memory_mib'] / 1024:.0f} GiB"
     benches = results.get("benches", {})
+    where = {name: machine(b.get("machine") or results["machine"]) for name, b in benches.items()}
+    machines = set(where.values()) or {machine(results["machine"])}
     out = ["# Benchmarks", "",
-           f"Written by `{results['command']}` on {results['date']}, in {results['total_s'] / 60:.1f} min, on {where} "
-           "(from /proc). Regenerate with `make bench` (every benchmark, within 15 minutes on 2 cores), "
-           "or `make bench ARGS=--quick` (a smoke run). "
+           f"Written by `{results['command']}` on {results['date']}, in {results['total_s'] / 60:.1f} min, on "
+           + (f"{machines.pop()} (from /proc)" if len(machines) == 1 else "several machines (each section names "
+              "its own, from /proc)") + ". Regenerate with `make bench` (every benchmark, within 15 minutes on 2 "
+           "cores), or `make bench ARGS=--quick` (a smoke run). "
            "Raw figures: [results.json](results.json). Ratios are measured side by side in one run, the paths "
            "alternated, and given as median (min-max) over the rounds; nothing here is asserted by a test.", ""]
     out += headline(benches)
@@ -33,9 +34,13 @@ def write(results: dict, docs: Path) -> None:
             out += [f"## {name}", "", f"`{bench['command']}` failed (exit {bench['rc']}): see its log.", ""]
             continue
         out += section(bench["results"], img)
-        out += [f"*Made by `{bench['command']}` on {bench.get('date', results['date'])}, {where}; "
+        out += [f"*Made by `{bench['command']}` on {bench.get('date', results['date'])}, {where[name]}; "
                 f"{bench['seconds']:.0f} s.*", ""]
     (docs / "benchmarks.md").write_text("\n".join(out))
+
+
+def machine(m: dict) -> str:
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_mib'] / 1024:.0f} GiB"
 
 
 def fmt(s: dict, digits: int = 2) -> str:
@@ -117,11 +122,15 @@ def headline_rows(benches: dict) -> list[tuple[str, str, str, str]]:
                          "yes" if r["ratio"] <= 1.05 else "no"))
     imgs = (benches.get("images") or {}).get("results")
     if imgs:
-        own = {k: v["mib"] for k, v in imgs["functions"].items() if k == k.split()[0]}  # the default images
-        big, before = max(own, key=own.get), imgs["one_for_all"]["mib"]
-        rows.append(("per-function images: packages installed", "only what the function needs",
-                     f"{min(own.values()):.0f}-{own[big]:.0f} MiB ({big} largest) against {before:.0f} MiB in every "
-                     "image before", "yes" if own[big] < before else "no"))
+        built, before = imgs["images"], imgs["estimates"]["one image for all, before"]["mib"]
+        venv = {k: v["venv_du_mib"] for k, v in built.items()}
+        big = max(venv, key=venv.get)
+        sizes = [v["mib"] for v in built.values()]
+        shared = f", {imgs['base']['mib']:.0f} MiB of it the shared base" if imgs["base"] else ""
+        rows.append(("per-function images, built and measured", "only what the function needs",
+                     f"{min(sizes):.0f}-{max(sizes):.0f} MiB per image{shared}; /venv {min(venv.values()):.0f}-"
+                     f"{venv[big]:.0f} MiB ({big} largest) against {before:.0f} MiB of packages in the one image for "
+                     "all before (estimated)", "yes" if venv[big] < before else "no"))
     return rows
 
 
@@ -255,35 +264,77 @@ def section_coldstart(r: dict, img: Path) -> list[str]:
 
 
 def section_images(r: dict, img: Path) -> list[str]:
-    fns, before = r["functions"], r["one_for_all"]
-    names = list(fns)
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(names) + 1.4))
-    ys = range(len(names))
-    weights = [sum(fns[n]["weights_mib"].values()) for n in names]
-    ax.barh(list(ys), [fns[n]["mib"] - w for n, w in zip(names, weights, strict=True)], color="tab:blue",
-            label="packages")
-    ax.barh(list(ys), weights, left=[fns[n]["mib"] - w for n, w in zip(names, weights, strict=True)],
-            color="tab:orange", label="model weights (and MiniLM's ONNX graphs)")
-    ax.axvline(before["mib"], color="red", linestyle="--", label=f"one image for all: {before['mib']:.0f} MiB")
-    ax.set_yticks(list(ys), names)
+    built, base, est = r["images"], r["base"], r["estimates"]
+    base_mib = base["mib"] if base else 0
+    names, gpu, before = list(built), est["embed, gpu profile"], est["one image for all, before"]
+    together = base_mib + sum(m["mib"] - base_mib if m["above_base_mib"] is not None else m["mib"]
+                              for m in built.values())
+    fig, ax = plt.subplots(figsize=(9, 0.32 * (len(names) + 1) + 1.6))
+    weights = [sum(built[n]["weights_mib"].values()) for n in names]
+    parts = (("Python base image (shared)", "tab:gray", [base_mib] * len(names)),
+             ("Debian packages", "tab:green", [built[n]["debian_mib"] for n in names]),
+             ("/venv: packages", "tab:blue", [built[n]["venv_mib"] - w for n, w in zip(names, weights, strict=True)]),
+             ("/venv: model weights (and MiniLM's ONNX graphs)", "tab:orange", weights),
+             ("/app: the code", "tab:purple", [max(0.0, built[n]["mib"] - base_mib - built[n]["debian_mib"]
+                                                   - built[n]["venv_mib"]) for n in names]))
+    left = [0.0] * len(names)
+    for label, colour, values in parts:
+        ax.barh(names, values, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    label = "embed, gpu profile\n(estimate, not built)"
+    ax.barh([label], [base_mib], color="tab:gray")
+    ax.barh([label], [gpu["mib"]], left=[base_mib], color="white", edgecolor="tab:blue", hatch="//",
+            label="packages estimated from metadata")
+    ax.axvline(base_mib + before["mib"], color="red", linestyle="--",
+               label=f"one image for all, before: the base + {before['mib']:.0f} MiB of packages (estimate)")
     ax.invert_yaxis()
-    ax.set_xlabel("MiB installed in /venv")
-    ax.legend(fontsize=8)
-    out = ["## What each function's image installs", "",
-           "Each image installs its function's group of pyproject.toml, `.[FUNCTION]` (the Dockerfile's one build "
-           "argument): the base every function needs and its own packages, with everything they require; "
-           "tests/test_images.py runs each function on exactly that. Sizes are this venv's files of each "
-           "distribution (its RECORD, measured on disk; torch is the CPU build here, the gpu profile's CUDA "
-           "build is larger); the Python base image, our own code and the Debian packages (libmagic for the "
-           "API, Tesseract for ocr) come on top. Before, every image installed every dependency.", "",
+    ax.set_xlabel("MiB, as the container engine reports the image (its layers unpacked)")
+    ax.legend(fontsize=7, loc="upper right")
+    stand_in = (f"The base is `{base['name']}`, the stand-in `make images` makes from Debian bookworm's packages "
+                "because no container registry is reachable here: Debian's Python 3.11 in /usr/bin where the "
+                "official python:3.11-slim-bookworm has its own build in /usr/local, so the base's size and the "
+                "Debian packages layer differ from what a build on the official image gives; /venv and /app do "
+                "not depend on the base. " + (
+                    "The stand-in also keeps apt's caches in the layer of Debian packages (/var/cache/apt: the "
+                    "downloaded .deb files, pkgcache.bin and srcpkgcache.bin), which the official image's apt "
+                    "configuration (docker-clean) deletes after every apt-get. "
+                    if any(m["apt_cache_mib"] >= 1 for m in built.values()) else "")
+                if base and base["stand_in"] else
+                f"The base is `{base['name']}`. " if base else "No base image was found under the names "
+                "local/build-images.sh uses, so no size is given above it. ")
+    out = ["## What each function's image holds", "",
+           f"Measured on the images `make images` built ({r['engine']}), one per function: `mindspace-<function>` "
+           "installs its function's group of pyproject.toml, `.[FUNCTION]`, into /venv, and the code into /app. "
+           "*Image MiB* is the size the engine reports (`image inspect`: its layers unpacked); "
+           f"{base_mib:.0f} MiB of it is the Python base image, the same layers in every image, stored once "
+           "on a node and pulled once. *Debian packages* is the layer that installs libmagic (api) or Tesseract "
+           "(ocr), from the engine's history. Inside, each image's own Python, started in a container, sizes "
+           "/venv (every file by its apparent size, as `du -sb` counts) and gives each file to the distribution "
+           "whose RECORD lists it (MiniLM's ONNX graphs, copied in by the build, to MiniLM's package): "
+           "*packages* counts what `pip list` would show, the venv's own pip and setuptools among them. "
+           + stand_in + "Not built here, and so estimated from this venv's metadata (each distribution of the "
+           "groups' closure sized from its RECORD, local/images.py), as labelled: the gpu profile's embed "
+           "(torch is the CPU build here; the CUDA build the gpu profile installs is larger), and the one image "
+           "for all that every function carried before the split, which was never built.", "",
            figure(img / "images.png", fig), "",
-           "| image | groups | packages | MiB | model weights MiB | largest packages (MiB) |",
-           "|---|---|---|---|---|---|"]
-    for n, c in [*fns.items(), ("one image for all (before)", before)]:
-        out.append(f"| {n} | {','.join(c['groups']) if n in fns else 'every group'} | {c['packages']} | "
-                   f"{c['mib']:.0f} | {sum(c['weights_mib'].values()):.0f} | "
-                   + ", ".join(f"{name} {size:.0f}" for name, size in c["largest"][:5]) + " |")
-    return out + [""]
+           f"All {len(built)} images together: {together:.0f} MiB on a node that holds them all (the base once).", "",
+           "| image | image MiB | above the base | Debian packages | /venv (du) | packages | model weights | "
+           "largest in /venv (MiB) |", "|---|---|---|---|---|---|---|---|"]
+    for n, m in built.items():
+        above = f"{m['above_base_mib']:.0f}" if m.get("above_base_mib") is not None else "-"
+        cache = f" ({m['apt_cache_mib']:.0f} of it apt's cache)" if m["apt_cache_mib"] >= 1 else ""
+        out.append(f"| {n} | {m['mib']:.0f} | {above} | {m['debian_mib']:.0f}{cache} | {m['venv_du_mib']:.0f} | "
+                   f"{m['packages']} | {sum(m['weights_mib'].values()):.0f} | "
+                   + ", ".join(f"{name} {size:.0f}" for name, size in m["largest"][:5]) + " |")
+    for n, e in est.items():
+        groups = "+".join(e["groups"]) if len(e["groups"]) < 3 else "every group"
+        out.append(f"| {n}: estimated from metadata ({groups}) | - | - | - | {e['mib']:.0f} (packages) | "
+                   f"{e['packages']} | {sum(e['weights_mib'].values()):.0f} | "
+                   + ", ".join(f"{name} {size:.0f}" for name, size in e["largest"][:5]) + " |")
+    out += ["", "Model weights inside (MiB): " + "; ".join(
+        f"{n} " + ", ".join(f"{k} {v:.0f}" for k, v in m["weights_mib"].items())
+        for n, m in built.items() if m["weights_mib"]) + ".", ""]
+    return out
 
 
 def ratio_section(title: str, text: str, rows: list[tuple[str, str]], r: dict, name: str) -> list[str]:

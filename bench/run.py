@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHES = {
     "pipeline": ("bench_pipeline.py", "end to end against the direct path"),
     "coldstart": ("bench_coldstart.py", "cold start per function"),
-    "images": ("bench_images.py", "what each function's image installs (metadata only)"),
+    "images": ("bench_images.py", "what each built image holds (make images first)"),
     "embed": ("bench_embed.py", "embed stage against raw sentence-transformers"),
     "onnx": ("bench_onnx.py", "MiniLM through ONNX Runtime (float, int8) against torch"),
     "tag": ("bench_tag.py", "tag stage against raw spaCy + TextRank"),
@@ -49,7 +49,8 @@ def run(name: str, flags: list[str], logs: Path) -> dict:
     seconds = time.perf_counter() - started
     print(f"   {name}: {seconds:.0f} s" + (f", FAILED ({proc.returncode}); its log: {logs / name}.log"
                                              if proc.returncode else ""), flush=True)
-    return {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "seconds": seconds,
+    return {"command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "seconds": seconds,
             "rc": proc.returncode, "stdout": proc.stdout.decode(errors="replace"),
             "results": json.loads(out.read_text()) if out.exists() else None}
 
@@ -72,6 +73,8 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp(prefix="mindspace-bench-logs-", dir="/tmp"))
     started = time.perf_counter()
     benches = dict(previous.get("benches", {})) if args.only else {}
+    for kept in benches.values():  # kept results name the machine they were measured on, not this one
+        kept.setdefault("machine", previous.get("machine"))
     for name in args.only or BENCHES:
         flags = ["--quick"] if args.quick else []
         benches[name] = run(name, flags, logs)
