@@ -115,8 +115,9 @@ def run_argv(function: str, port: int, env: dict[str, str], data_dir: Path, data
 
 
 def remove(data_dir: Path) -> None:
-    """Every container of this data folder's stack, whatever became of the `podman run` that started it."""
+    """Every container of this data folder's stack, whatever became of the `podman run` that started it. In
+    sessions of their own: a second signal to the stack's process group must not cut a stop's removal short."""
     ids = subprocess.run([engine(), "ps", "-aq", "--filter", f"label={LABEL}={data_dir}"],
-                         capture_output=True, text=True).stdout.split()
+                         capture_output=True, text=True, start_new_session=True).stdout.split()
     if ids:
-        subprocess.run([engine(), "rm", "-f", "-t", "0", *ids], capture_output=True)
+        subprocess.run([engine(), "rm", "-f", "-t", "0", *ids], capture_output=True, start_new_session=True)

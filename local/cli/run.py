@@ -21,18 +21,40 @@ def add_commands(sub) -> None:
 
 
 def cmd_run(args) -> None:
+    """Until a stop signal: SIGTERM, SIGINT (Ctrl-C) or SIGHUP at any moment stops whatever was started, in
+    order, and the command exits with 128 + the signal (143, 130, 129), as a shell reports a command it ended."""
+    import signal
+
     from local.stack import Stack
     from shared.config import settings
     from shared.observability import setup_logging
 
     setup_logging("stack", "INFO", "console")  # the terminal of `make run`; its processes log likewise
+    log = logging.getLogger("mindspace.stack")
     stack = Stack(settings(), port=args.port, containers=args.containers, reload=args.reload)
+    stack.stop_on_signals()  # before anything is started
+    started = False
     try:
-        stack.start()
-    except Exception as e:
-        logging.getLogger("mindspace.stack").error("the local stack did not start: %s", e)
-        sys.exit(1)
-    if not settings().firebase_credentials:
+        stack.start()  # a signal or a failure stops what it started, then raises
+        started = True
+        _banner(stack, settings())  # fails once the terminal is gone (SIGHUP): stopped all the same
+        stack.watch()
+    except BaseException as e:
+        if stack.stop_signal is None:  # a failure, not a stop
+            if not isinstance(e, Exception):
+                raise
+            log.error("the local stack %s: %s", "failed" if started else "did not start", e)
+            sys.exit(1)
+    finally:
+        if started:
+            stack.stop()
+    status = 128 + stack.stop_signal
+    log.info("the local stack stopped on %s; exiting with %d", signal.Signals(stack.stop_signal).name, status)
+    sys.exit(status)
+
+
+def _banner(stack, cfg) -> None:
+    if not cfg.firebase_credentials:
         console.print("[yellow]No FIREBASE_CREDENTIALS:[/] notifications are recorded in your inbox "
                       "([cyan]mindspace notifications[/]), not pushed to phones.")
     console.print(f"\n[bold green]Mindspace is running.[/] API: {stack.api_url}  "
@@ -41,7 +63,6 @@ def cmd_run(args) -> None:
     if stack.reload:
         console.print("Saving a file under functions/, shared/, events/ or api/ restarts the functions that run it.")
     console.print()
-    stack.watch()
 
 
 def broker(argv: list[str]) -> None:
