@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image per function, from one parameterised Dockerfile. Build them with `make images` (podman or buildah;
 # FUNCTION=x for one), which first exports MiniLM's ONNX graphs into the build context (build/onnx) and, where
-# the python base image cannot be pulled, makes a stand-in from Debian's packages (local/base_image.sh).
+# the python base image cannot be pulled, makes a stand-in from Debian's packages (local/build-images.sh).
 # By hand: `make onnx`, then `podman build --build-arg FUNCTION=embed -t mindspace-embed .` (or docker build).
 #
 # FUNCTION names the function and the dependency group of pyproject.toml its image installs, `.[FUNCTION]`:

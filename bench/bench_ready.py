@@ -13,7 +13,7 @@ file (file_stages, files) this prints what each file cost today and what the con
 - one broker hop (an event produced to its consumer's start): cluster after embed, notify and backup
   after file.ready.
 
-    flock /tmp/team/stack.lock .venv/bin/python bench/bench_ready.py [--notes 20]
+    .venv/bin/python bench/bench_ready.py [--notes 20]
 """
 from __future__ import annotations
 

@@ -361,9 +361,10 @@ def section_onnx(r: dict, img: Path) -> list[str]:
            f"The embed benchmark's corpus ({r['notes']} notes, {r['passages']} passages of up to 200 tokens) "
            f"through each runtime, {r['rounds']} round(s), each round opening with another runtime; "
            f"{r['queries']} short queries for recall@10 (top 10 of the passages by cosine) and latency. The "
-           "graphs are exported from the packaged weights by `python -m shared.onnx_embed` (make setup, the "
-           "image build); int8 is ONNX Runtime's dynamic quantisation, per channel. *First vector*: a fresh "
-           "process from start to its first query vector (imports and model load), and its peak memory.", "",
+           "graphs are exported from the packaged weights by `python -m shared.onnx_embed` (make setup; "
+           "make onnx for the images); int8 is ONNX Runtime's dynamic quantisation, per channel. *First "
+           "vector*: a fresh process from start to its first query vector (imports and model load), and its "
+           "peak memory.", "",
            figure(img / "onnx_runtimes.png", fig), "",
            "| runtime | passages/s | query p50/p95 ms | first vector s | peak MiB | torch imported | "
            "min cosine to torch |", "|---|---|---|---|---|---|---|"]

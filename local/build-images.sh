@@ -48,7 +48,12 @@ if ! image_exists "$base" && ! $ENGINE pull -q "$base" >/dev/null 2>&1; then
     trap 'rm -f "$tar"' EXIT
     mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
       bookworm "$tar"
-    $ENGINE import --change 'CMD ["python3"]' "$tar" "$base" >/dev/null 2>&1
+    case $ENGINE in
+      buildah) ctr=$(buildah from scratch) && buildah add -q "$ctr" "$tar" / >/dev/null \
+                 && buildah config --cmd python3 "$ctr" && buildah commit -q "$ctr" "$base" >/dev/null \
+                 && buildah rm "$ctr" >/dev/null ;;
+      *) $ENGINE import --change 'CMD ["python3"]' "$tar" "$base" >/dev/null ;;
+    esac
   fi
   echo "images: built FROM $base, a stand-in for $BASE_IMAGE (Debian's Python 3.11 in /usr/bin)"
 fi

@@ -27,11 +27,10 @@ LABEL = "mindspace.data-dir"
 
 
 def engine() -> str:
-    for name in ("podman", "docker"):
-        if found := shutil.which(name):
-            return found
-    raise SystemExit("--containers needs podman (or docker): make container-debs installs it, make images builds "
-                     "the images")
+    """podman: its rootless user namespaces (keep-id) and local image names are what this module uses."""
+    if found := shutil.which("podman"):
+        return found
+    raise SystemExit("--containers needs podman: make container-debs installs it, make images builds the images")
 
 
 @cache
@@ -93,7 +92,9 @@ def prepare_blobs(blob_dir: Path) -> None:
 
 def run_argv(function: str, port: int, env: dict[str, str], data_dir: Path, database_url: str,
              tag: str = "latest") -> list[str]:
-    """`podman run` of one function, as Knative would start its container (see the module's docstring)."""
+    """`podman run` of one function, as Knative would start its container (see the module's docstring).
+    `env` is what the stack sets (Stack.settings_env); the image's own PYTHONPATH is kept."""
+    env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
     volumes, url = socket_mount(database_url)
     blob_dir = Path(env.get("DATA_DIR", data_dir)) / "blobs"
     volumes += ["-v", f"{blob_dir}:{blob_dir}"]

@@ -204,8 +204,7 @@ class Stack:
     def _serve(self, function: str, port: int) -> list[str]:
         if not self.containers:
             return serve_argv(function, "127.0.0.1", port, self.root)
-        env = {k: v for k, v in self.settings_env(function).items() if k != "PYTHONPATH"}  # the image's own
-        return oci.run_argv(function, port, env, self.data_dir, self.database_url)
+        return oci.run_argv(function, port, self.settings_env(function), self.data_dir, self.database_url)
 
     def start_processes(self) -> None:
         self._end_strays()
@@ -224,27 +223,34 @@ class Stack:
             threading.Thread(target=self._reload_on_save, name="reload", daemon=True).start()
 
     def _reload_on_save(self) -> None:
-        """Restart the functions whose code changed (local/reload.py), each as soon as its old process ends."""
+        """Restart the functions whose code changed (local/reload.py): all of them at once, as soon as their
+        old processes end, then wait for them to be ready together (a save in shared/ may reach every one)."""
         for changed in code.changes(self.root, self._stopping):
-            for name, files in code.affected(self.root, changed, list(self.function_ports) + ["api"]).items():
+            affected = code.affected(self.root, changed, list(self.function_ports) + ["api"])
+            for name, files in affected.items():
                 log.warning("reloading %s: %s changed", name, ", ".join(sorted(files)))
-                started = time.monotonic()
-                with self._lock:
-                    if self._stopping.is_set():
-                        return
-                    proc = self.procs[name]
-                    # SIGINT: gunicorn's quick stop (SIGTERM waits out its workers' one-second poll); a delivery it
-                    # cuts short is retried by the broker.
+            started = time.monotonic()
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                old = [self.procs[name] for name in affected]
+                for proc in old:
+                    # SIGINT: gunicorn's quick stop (SIGTERM waits out its workers' one-second poll); a delivery
+                    # it cuts short is retried by the broker.
                     _signal_group(proc.pid, signal.SIGINT)
+                for proc in old:
                     try:
-                        proc.wait(timeout=1)
+                        proc.wait(timeout=max(0.1, started + 1 - time.monotonic()))
                     except subprocess.TimeoutExpired:
                         _end_group(proc.pid)
                         proc.wait()
+                for name in affected:
                     self._spawn(name)
+            for name in affected:  # they start side by side; each is waited for in turn
                 url = self.api_url if name == "api" else f"http://127.0.0.1:{self.function_ports[name]}"
                 if _ready(f"{url}/readyz", self.procs[name], timeout=30):
-                    log.warning("%s reloaded, ready in %.1fs", name, time.monotonic() - started)
+                    log.warning("%s reloaded, ready %.1fs after the change was seen", name,
+                                time.monotonic() - started)
                 else:
                     log.error("%s did not come back after the reload: see its log above", name)
 

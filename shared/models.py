@@ -6,8 +6,8 @@ Models load on first use, never at import: under scale-to-zero a cold start pays
 request needs. Two requests may race for a model neither has loaded; the lock makes one load it.
 
 MiniLM runs here through either runtime: torch (sentence-transformers, the GPU's) or ONNX Runtime (the
-CPU's, without torch), which reads the graph `python -m shared.onnx_embed` exports at set-up and image
-build. tests/test_onnx.py holds the two to the same vectors.
+CPU's, without torch), which reads the graph `python -m shared.onnx_embed` exports at set-up (`make onnx`
+for the images). tests/test_onnx.py holds the two to the same vectors.
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ class OnnxEmbedder(ModelHolder):
         library_env(TOKENIZERS_PARALLELISM="false")  # its threads would not survive a fork (a stage's children)
         if not self.file.exists():
             raise RuntimeError(f"{self.file} is missing: export it with `python -m shared.onnx_embed` "
-                               "(make setup and the image build do)")
+                               "(make setup does; make onnx for the images)")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # its warnings about unused initialisers are no news
         # Its threads spin while a run lasts (quick hand-offs between operators) and stop when it returns: left

@@ -27,8 +27,9 @@ from conftest import REFERENCE
 
 RULES = REFERENCE / "knative-validation.md"
 CLUSTER_FEATURES = ROOT / "knative" / "cluster-features.yaml"
-pytestmark = pytest.mark.skipif(not RULES.exists(), reason=f"Knative's admission rules not found at {RULES} "
-                                "(../shared/reference beside the repository): nothing to check the manifests against")
+# The rules are encoded here, so they run anywhere; only their quotes are checked against the reference.
+needs_rules = pytest.mark.skipif(not RULES.exists(), reason=f"Knative's admission rules not found at {RULES} "
+                                 "(../shared/reference beside the repository): the quotes cannot be checked")
 
 SERVICE, TRIGGER, BROKER = "serving.knative.dev/Service", "eventing.knative.dev/Trigger", "eventing.knative.dev/Broker"
 PING, BINDING, POD_MONITOR = "sources.knative.dev/PingSource", "sources.knative.dev/SinkBinding", \
@@ -812,6 +813,7 @@ def test_every_rendered_object_passes_the_admission_rules(target):
     assert not found, f"{target}:\n" + "\n".join(found)
 
 
+@needs_rules
 def test_each_rule_still_stands_in_the_reference():
     text = " ".join(RULES.read_text().split())
     gone = {name: q for name, r in CHECKS.items() for q in r.quotes if " ".join(q.split()) not in text}

@@ -46,8 +46,7 @@ class Container:
 
     def __init__(self, stack, function: str, port: int):
         self.function, self.port = function, port
-        argv = oci.run_argv(function, port, {k: v for k, v in stack.settings_env(function).items()
-                                             if k != "PYTHONPATH"}, stack.data_dir, stack.database_url)
+        argv = oci.run_argv(function, port, stack.settings_env(function), stack.data_dir, stack.database_url)
         self.name = argv[argv.index("--name") + 1] + "-alone"
         argv[argv.index("--name") + 1] = self.name
         argv.remove("--rm")  # its exit code is read after it stops
@@ -189,8 +188,7 @@ def test_the_dev_image_reloads_a_file_synced_into_it(stack, user, sql, tmp_path)
     assert user.wait(f["id"])["status"] == "unsupported"
     row = sql("SELECT * FROM files WHERE id = %s", f["id"])[0]
     port = free_port_block(1)
-    argv = oci.run_argv("extract", port, {k: v for k, v in stack.settings_env("extract").items()
-                                          if k != "PYTHONPATH"}, stack.data_dir, stack.database_url, tag="dev")
+    argv = oci.run_argv("extract", port, stack.settings_env("extract"), stack.data_dir, stack.database_url, tag="dev")
     name = f"mindspace-{port}-extract-dev"
     argv[argv.index("--name") + 1] = name
     argv.remove("--read-only")  # as the dev overlay runs it: skaffold's sync writes into /app

@@ -101,6 +101,26 @@ def _ready(stack: Stack, name: str) -> bool:
     import httpx
 
     try:
-        return httpx.get(f"http://127.0.0.1:{stack.function_ports[name]}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{_url(stack, name)}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_saving_a_shared_module_restarts_the_functions_that_import_it_together(copy_stack, record_property):
+    expected = set(reload.affected(copy_stack.root, {copy_stack.root / "shared/models.py"}, FUNCTIONS))
+    pids = {name: p.pid for name, p in copy_stack.procs.items()}
+    models = copy_stack.root / "shared/models.py"
+    saved = time.monotonic()
+    models.write_text(models.read_text() + "\n# saved again\n")
+    deadline = time.monotonic() + 60
+    while not all(copy_stack.procs[n].pid != pids[n] and _ready(copy_stack, n) for n in expected):
+        assert time.monotonic() < deadline, "not every importer of shared/models.py came back"
+        time.sleep(0.05)
+    took = time.monotonic() - saved
+    record_property("reload_shared_s", took)
+    print(f"{len(expected)} functions ({', '.join(sorted(expected))}) restarted and ready {took:.2f} s after the save")
+    assert {n for n, p in copy_stack.procs.items() if p.pid != pids[n]} == expected
+
+
+def _url(stack: Stack, name: str) -> str:
+    return stack.api_url if name == "api" else f"http://127.0.0.1:{stack.function_ports[name]}"
