@@ -39,8 +39,9 @@ def sniff(head: bytes, filename: str) -> tuple[str, Category]:
         return "text/plain", Category.text
     if mime == _DOCX:
         return mime, Category.text
-    if mime == "application/pdf":
-        return mime, Category.pdf
+    # Mail gateways and scanners may write bytes before the header; PDF readers look for it in the first kilobyte.
+    if mime == "application/pdf" or (mime == "application/octet-stream" and b"%PDF-" in head[:1024]):
+        return "application/pdf", Category.pdf
     major = mime.split("/", 1)[0]
     if major in ("image", "audio", "video"):
         return mime, Category(major)

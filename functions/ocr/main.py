@@ -9,13 +9,13 @@ from PIL import Image, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from events.catalogue import Category, FileUploaded, TextExtracted
+from functions.ocr import pages as pdfpage
 from functions.ocr import reading as ocr
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
 register_heif_opener()  # HEIC/HEIF, as iPhones save photos
 PDFIUM = threading.Lock()  # PDFium is not thread-safe; Tesseract runs outside the lock
-MIN_LAYER_CHARS = 20  # fewer characters than this on a page: a scan with stray marks, so OCR it
 
 
 class OCR(Stage):
@@ -36,23 +36,28 @@ class OCR(Stage):
         if event.category == Category.pdf:
             return self.pdf(data, event, ctx)
         try:
-            reading = ocr.read_file(data, self.languages, self.max_pixels)
+            readings = ocr.read_pages(data, self.languages, self.max_pixels, self.max_pages, self.page_limit)
         except ocr.TooLarge as e:
             raise Rejected(str(e)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise Rejected(f"not a readable image ({event.media_type}): {e}") from None
         doc = TextDoc()
-        doc.add(reading.text)
+        for number, reading in enumerate(readings, 1):  # a one-page image has no page locators
+            doc.add(reading.text, **({"page": number} if len(readings) > 1 else {}))
         if not doc.segments:
             raise Unsupported("no text found in the image")
-        ctx.detail.update(method="ocr", confidence=reading.confidence, words=reading.words,
-                          rotated=reading.rotated, chars=len(doc.text))
+        words = sum(r.words for r in readings)
+        ctx.detail.update(method="ocr", words=words, rotated=readings[0].rotated, chars=len(doc.text),
+                          confidence=round(sum(r.confidence * r.words for r in readings) / max(1, words), 1))
+        if len(readings) > 1:
+            ctx.detail.update(pages=len(readings), ocr_pages=list(range(1, len(readings) + 1)))
         return doc.save(ctx.blobs, event, "ocr")
 
     def pdf(self, data: bytes, event: FileUploaded, ctx: Context) -> TextExtracted:
         with PDFIUM:
             try:
                 pdf = pdfium.PdfDocument(data)
+                pdf.init_forms()  # before any page loads, so that form fields' values can be read
             except pdfium.PdfiumError as e:
                 if "password" in str(e).lower():
                     raise Rejected("the PDF is password-protected") from None
@@ -63,25 +68,6 @@ class OCR(Stage):
             with PDFIUM:
                 pdf.close()
 
-    def page_text(self, pdf, number: int) -> tuple[str, Image.Image | None]:
-        """A page's text layer, and its rendering when the layer is too thin to be the page's text."""
-        with PDFIUM:
-            page = pdf[number - 1]
-            try:
-                textpage = page.get_textpage()
-                try:
-                    text = textpage.get_text_bounded()
-                finally:
-                    textpage.close()
-                if len(text.strip()) >= MIN_LAYER_CHARS:
-                    return text, None
-                # A poster-sized page (PDF allows 200 x 200 inches: 3.6 G pixels at 300 dpi) is rendered
-                # no larger than Tesseract is given any image: its long side at most reading.MAX_SIDE.
-                scale = min(self.dpi / 72, ocr.MAX_SIDE / max(1.0, *page.get_size()))
-                return text, page.render(scale=scale, grayscale=True).to_pil()
-            finally:
-                page.close()
-
     def read_pdf(self, pdf, event: FileUploaded, ctx: Context) -> TextExtracted:
         doc, layered, scanned, confidences = TextDoc(), [], [], []
         with PDFIUM:
@@ -90,15 +76,22 @@ class OCR(Stage):
             raise Rejected(f"the PDF has {pages} pages; PDFs of more than {self.page_limit} pages are not read "
                            f"(PDF_PAGE_LIMIT)")
         for number in range(1, min(pages, self.max_pages) + 1):
-            text, image = self.page_text(pdf, number)
-            if image is not None:  # Tesseract runs outside the lock
-                reading = ocr.read_upright(image, self.languages)
-                text = reading.text
-                scanned.append(number)
-                confidences.append(reading.confidence)
-            else:
-                layered.append(number)
-            doc.add(text, page=number)
+            with PDFIUM:
+                page = pdf[number - 1]
+                try:
+                    parts = pdfpage.parts(pdf, page, self.dpi, self.max_pixels)
+                finally:
+                    page.close()
+            for part in parts:  # Tesseract runs outside the lock
+                if isinstance(part, Image.Image):
+                    reading = ocr.read_upright(part, self.languages)
+                    part = reading.text
+                    scanned.append(number)
+                    confidences.append(reading.confidence)
+                elif part.strip():
+                    layered.append(number)
+                doc.add(part, page=number)
+        layered, scanned = sorted(set(layered)), sorted(set(scanned))
         if not doc.segments:
             raise Unsupported(f"no text found on any of the {pages} pages")
         method = "+".join(m for m, used in (("text-layer", layered), ("ocr", scanned)) if used)

@@ -64,6 +64,35 @@ def read_file(data: bytes, languages: str, max_pixels: int) -> Reading:
     return read_upright(ready, languages)
 
 
+def read_pages(data: bytes, languages: str, max_pixels: int, max_pages: int, page_limit: int) -> list[Reading]:
+    """Every page of a multi-page image (a fax's or a scanner's TIFF), as PDF pages are read: more than
+    page_limit pages are refused, counted by walking at most page_limit + 1 of them (a TIFF may chain a
+    million), and only the first max_pages are read. A one-page image is read_file's."""
+    image = Image.open(io.BytesIO(data))
+    count = 1
+    # Only a TIFF's frames are pages; an animation's are not, and seeking a GIF decodes the frames before.
+    while image.format == "TIFF" and count <= page_limit:
+        try:
+            image.seek(count)
+        except EOFError:
+            break
+        count += 1
+    if count > page_limit:
+        raise TooLarge(f"the image has more than {page_limit} pages; longer ones are not read (PDF_PAGE_LIMIT)")
+    if count == 1:
+        return [read_file(data, languages, max_pixels)]
+    readings = []
+    for number in range(min(count, max_pages)):
+        image.seek(number)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise TooLarge(f"page {number + 1} declares {width} x {height} pixels; the limit is "
+                           f"{max_pixels / 1e6:.0f} M (IMAGE_MAX_PIXELS)")
+        image.load()
+        readings.append(read_upright(prepare(image.copy()), languages))
+    return readings
+
+
 def read(image: Image.Image | str, languages: str) -> Reading:
     data = pytesseract.image_to_data(image, lang=languages, output_type=pytesseract.Output.DICT)
     lines: dict[tuple, list[str]] = {}
