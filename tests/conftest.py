@@ -102,10 +102,24 @@ class User:
             time.sleep(0.3)
         raise AssertionError(f"{file_id} still processing after {timeout}s: {f}")
 
+    def upload_all(self, inputs: dict[str, tuple[str, bytes]], timeout: float = 300) -> dict[str, dict]:
+        """Every (name, bytes) uploaded first, then each waited for: the stages read them side by side."""
+        uploads = {}
+        for key, (name, data) in inputs.items():
+            r = self.upload(name, data)
+            assert r.status_code == 201, (key, r.text)
+            uploads[key] = r.json()["id"]
+        return {key: self.wait(file_id, timeout=timeout) for key, file_id in uploads.items()}
+
     def search(self, q: str, **params) -> list[dict]:
         r = self.http.get("/v1/search", params={"q": q, **params})
         r.raise_for_status()
         return r.json()["hits"]
+
+
+def text_of(sql, file_id: str) -> str:
+    """What was read from a file: its chunks' text in order."""
+    return " ".join(r["text"] for r in sql("SELECT text FROM chunks WHERE file_id = %s ORDER BY ord", file_id))
 
 
 @pytest.fixture

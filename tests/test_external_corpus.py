@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import media
-from conftest import User
+from conftest import User, text_of
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "external-corpus"
 pytestmark = pytest.mark.skipif(not (CORPUS / "files").is_dir(),
@@ -61,10 +61,6 @@ def corpus(stack):
         assert r.status_code in (201, 200), (path.name, r.text)
         uploads[path.name] = r.json()["id"]
     return user, {name: user.wait(file_id, timeout=900) for name, file_id in uploads.items()}
-
-
-def text_of(sql, file_id: str) -> str:
-    return " ".join(r["text"] for r in sql("SELECT text FROM chunks WHERE file_id = %s ORDER BY ord", file_id))
 
 
 def test_every_file_ends_with_a_status_and_a_reason(corpus, sql, capsys):

@@ -9,7 +9,7 @@ import docx
 import pytest
 
 import media
-from conftest import User
+from conftest import User, text_of
 
 # The spine on both stacks: every reader, as processes and as the images Knative runs.
 pytestmark = pytest.mark.on_containers
@@ -54,16 +54,7 @@ def make_inputs() -> dict[str, tuple[str, bytes]]:
 @pytest.fixture(scope="module")
 def done(stack):
     user = User(stack, "extractors")
-    uploads = {}
-    for key, (name, data) in make_inputs().items():
-        r = user.upload(name, data)
-        assert r.status_code == 201, (key, r.text)
-        uploads[key] = r.json()["id"]
-    return user, {key: user.wait(file_id, timeout=300) for key, file_id in uploads.items()}
-
-
-def text_of(sql, file_id: str) -> str:
-    return " ".join(r["text"] for r in sql("SELECT text FROM chunks WHERE file_id = %s ORDER BY ord", file_id))
+    return user, user.upload_all(make_inputs())
 
 
 def test_images_are_read_by_ocr_upright(done, sql):

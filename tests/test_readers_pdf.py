@@ -16,7 +16,7 @@ from functions.ocr import pages, reading
 from shared.config import Settings
 
 import media
-from conftest import User
+from conftest import User, text_of
 
 TIFF_PAGES = [["Fax cover sheet", "Urgent for the clinic"], ["Second page of the fax"],
               ["Third page mentions the walrus sanctuary"]]
@@ -84,16 +84,7 @@ def done(stack):
         "prefixed": ("gateway.pdf", b"X-Scanner-Job: 4711\r\n\x00\x01\x02" + media.pdf(["Invoice for kayak repair"])),
         "tiff_pages": ("endless.tiff", many_pages_tiff(Settings().pdf_page_limit + 1)),
     }
-    uploads = {}
-    for key, (name, data) in inputs.items():
-        r = user.upload(name, data)
-        assert r.status_code == 201, (key, r.text)
-        uploads[key] = r.json()["id"]
-    return user, {key: user.wait(file_id, timeout=300) for key, file_id in uploads.items()}
-
-
-def text_of(sql, file_id: str) -> str:
-    return " ".join(r["text"] for r in sql("SELECT text FROM chunks WHERE file_id = %s ORDER BY ord", file_id))
+    return user, user.upload_all(inputs)
 
 
 def test_every_page_of_a_tiff_is_read_with_its_page(done, sql):
