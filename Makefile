@@ -3,10 +3,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Debian packages: libmagic sniffs upload types, Tesseract (+ English data) reads images; the tests
-# make speech with espeak-ng and videos with ffmpeg (the stages decode with PyAV, not ffmpeg);
-# prometheus brings promtool, which checks the alert rules.
-DEBS   := libmagic1 tesseract-ocr tesseract-ocr-eng espeak-ng ffmpeg prometheus
+# Debian packages: libmagic sniffs upload types, Tesseract reads images (with the language packs of
+# OCR_PACKS: the ocr image installs the same); the tests make speech with espeak-ng and videos with ffmpeg
+# (the stages decode with PyAV, not ffmpeg); prometheus brings promtool, which checks the alert rules.
+OCR_PACKS := tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa tesseract-ocr-ara tesseract-ocr-chi-sim
+DEBS   := libmagic1 tesseract-ocr $(OCR_PACKS) espeak-ng ffmpeg prometheus
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from api.deps import DB, Offset, User
 from api.errors import NO_NUL, link, problems
-from shared import schedule
+from shared import languages, schedule
 
 router = APIRouter(tags=["account"], responses=problems(401, 503))
 # Cloud Storage's bucket naming rules (dots allowed, 3-63 characters, no "goog" prefix).
@@ -27,6 +27,8 @@ class Settings(BaseModel):
     timezone: str = "UTC"
     notify_on_ready: bool = False
     backup_bucket: str | None = None
+    # ISO 639-1 codes: Tesseract's packs for their images and PDFs, the stemmers their searches use.
+    languages: list[str] | None = Field(None, description="null: the deployment's OCR_LANGUAGES")
 
 
 class SettingsChange(BaseModel):
@@ -37,6 +39,8 @@ class SettingsChange(BaseModel):
     timezone: str = Field(None, examples=["Europe/Berlin"])
     notify_on_ready: StrictBool = None
     backup_bucket: str | None = Field(None, examples=["my-mindspace-backup"], description="null: no backup")
+    languages: list[str] | None = Field(None, max_length=10, examples=[["en", "de", "fr"]],
+                                        description="ISO 639-1 codes, first the most used; null: the deployment's")
 
     @field_validator("timezone")
     @classmethod
@@ -55,9 +59,18 @@ class SettingsChange(BaseModel):
             raise ValueError(f"{v!r} is not a Cloud Storage bucket name (3-63 lowercase letters, digits, . _ -)")
         return v
 
+    @field_validator("languages")
+    @classmethod
+    def known_languages(cls, v):
+        if v is not None:
+            v = languages.check(v)  # UnknownLanguage is a ValueError: a 422 naming the code and the known ones
+            if not v:
+                raise ValueError("name at least one language, or null for the deployment's")
+        return v
+
 
 def user_settings(c, user: str) -> Settings:
-    row = c.execute("SELECT timezone, notify_on_ready, backup_bucket FROM user_settings WHERE user_id = %s",
+    row = c.execute("SELECT timezone, notify_on_ready, backup_bucket, languages FROM user_settings WHERE user_id = %s",
                     (user,)).fetchone()
     return Settings(**row) if row else Settings()
 
@@ -72,11 +85,12 @@ def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
     merged = user_settings(c, user).model_copy(update={k: getattr(change, k) for k in change.model_fields_set})
     ensure_user(c, user)
     c.execute(
-        """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket) VALUES (%s, %s, %s, %s)
+        """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket, languages)
+           VALUES (%s, %s, %s, %s, %s)
            ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone,
                notify_on_ready = excluded.notify_on_ready, backup_bucket = excluded.backup_bucket,
-               updated_at = now()""",
-        (user, merged.timezone, merged.notify_on_ready, merged.backup_bucket))
+               languages = excluded.languages, updated_at = now()""",
+        (user, merged.timezone, merged.notify_on_ready, merged.backup_bucket, merged.languages))
     c.commit()
     return merged
 

@@ -14,6 +14,7 @@ from api.deps import DB, Id, Offset, Runtime, Searcher, User
 from api.errors import NO_NUL, link, problems
 from events import wire
 from events.catalogue import Category, ClustersRefresh
+from shared import languages
 
 router = APIRouter(responses=problems(401, 503))
 
@@ -60,7 +61,7 @@ def search_files(user: Searcher, api: Runtime, q: str = Query(..., min_length=1,
     filters = {"tag": tag, "cluster": cluster, "kind": kind.value if kind else None, "since": since, "until": until}
     with api.pool.connection() as c:  # taken after the embedding: a query waiting for the model holds none
         hits = search.search(c, user, q, vector, mode, filters, limit, offset, api.cfg.search_ef,
-                             flag_spec=api.cfg.flags)
+                             flag_spec=api.cfg.flags, default_languages=languages.from_tesseract(api.cfg.ocr_languages))
     return SearchResult(query=q, mode=mode, offset=offset, hits=[Hit(**h) for h in hits])
 
 

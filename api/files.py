@@ -54,6 +54,9 @@ class File(BaseModel):
     stages: dict[str, Stage] = {}
     # How the text was obtained: the extracting stage's record (method, pages, confidence, language …).
     extraction: dict | None = None
+    # The language (ISO 639-1) most of its text is in, as the embed stage detected it per passage; else the
+    # spoken language the transcription found; None: too little text to tell, or not read yet.
+    language: str | None = None
     tags: list[browse.FileTag] = []
     cluster: browse.ClusterRef | None = None  # None: not clustered yet, or noise
     reminders: list[Reminder] = []  # suggested from its text, or set for it by hand
@@ -71,7 +74,11 @@ def record(conn, user: str, file_id: uuid.UUID) -> File:
     extraction = next((s["detail"] for s in stages if TextExtracted.type in s["emitted"]), None)
     linked = conn.execute("SELECT * FROM reminders WHERE file_id = %s AND user_id = %s ORDER BY due_at",
                           (file_id, user)).fetchall()
-    return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction,
+    found = conn.execute("""SELECT language FROM chunks WHERE file_id = %s AND language IS NOT NULL
+                            GROUP BY language ORDER BY sum(length(text)) DESC, language LIMIT 1""",
+                         (file_id,)).fetchone()
+    language = found["language"] if found else (extraction or {}).get("language")
+    return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction, language=language,
                 tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]),
                 reminders=[Reminder(**r) for r in linked], backup=backup_of(conn, user, row))
 

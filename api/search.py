@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared import flags
+from shared import flags, languages
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
@@ -35,10 +35,14 @@ def queries(args: dict) -> dict[str, str]:
     filters = "".join(f" AND {sql}" for k, sql in CONDITIONS.items() if args.get(k) is not None)
     # Only the fixed fragments above are joined; every value is a bound parameter.
     chunks = f"FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.user_id = %(u)s{filters}"
+    tsquery = "(" + " || ".join(f"websearch_to_tsquery(%(cfg{i})s::regconfig, %(q)s)"
+                                for i in range(len(args.get("configs") or ["english"]))) + ")"
     return {
         "vector": f"SELECT c.file_id, c.ord {chunks} ORDER BY c.embedding <=> %(v)s LIMIT %(k)s",
-        "text": f"""SELECT c.file_id, c.ord {chunks} AND c.tsv @@ websearch_to_tsquery('english', %(q)s)
-                    ORDER BY ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(q)s)) DESC LIMIT %(k)s""",
+        # Each passage is stemmed by its language's configuration (chunks.tsconfig): the query is parsed by
+        # every configuration of the user's languages and 'simple', and a passage matches any of them.
+        "text": f"""SELECT c.file_id, c.ord {chunks} AND c.tsv @@ {tsquery}
+                    ORDER BY ts_rank_cd(c.tsv, {tsquery}) DESC LIMIT %(k)s""",
         # Files, not chunks: 4 times fewer rows, and the indexes on files serve every filter.
         "few": f"SELECT count(*) AS n FROM (SELECT 1 FROM files f WHERE f.user_id = %(u)s{filters} LIMIT %(k)s) AS m",  # nosec B608  # fixed fragments, bound values
     }
@@ -84,6 +88,8 @@ def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
 
 
 def text_ranking(c, args: dict) -> list[tuple]:
+    args = {"configs": ["english"]} | args  # a caller that names no configurations: the stemmer of before
+    args |= {f"cfg{i}": name for i, name in enumerate(args["configs"])}
     return [(r["file_id"], r["ord"]) for r in c.execute(queries(args)["text"], args).fetchall()]
 
 
@@ -111,13 +117,24 @@ def fuse(rankings: dict[str, list[tuple]]) -> list[tuple[tuple, float, list[str]
     return list(best.values())
 
 
+def config_args(c, user: str, default_languages: list[str]) -> dict:
+    """The text search configurations a user's query is parsed with (text_ranking binds them as cfg0, cfg1 …):
+    those of their languages (the deployment's when they chose none), then 'simple'."""
+    row = c.execute("SELECT languages FROM user_settings WHERE user_id = %s", (user,)).fetchone()
+    chosen = (row and row["languages"]) or default_languages or ["en"]
+    return {"configs": languages.configs(chosen)}
+
+
 def search(c, user: str, q: str, vector: Any, mode: str, filters: dict, limit: int, offset: int,
-           ef: int = 400, *, flag_spec: str) -> list[dict]:
+           ef: int = 400, *, flag_spec: str, default_languages: list[str] = ()) -> list[dict]:
     """The page of hits: each file's best passage with its locator, score and matching rankings.
-    `flag_spec`: the FLAGS setting, whose hybrid_search flag may take this user back to vector ranking."""
+    `flag_spec`: the FLAGS setting, whose hybrid_search flag may take this user back to vector ranking.
+    `default_languages`: the languages of a user who chose none (OCR_LANGUAGES')."""
     if mode == "hybrid" and not flags.enabled("hybrid_search", user, flag_spec):  # a gradual rollout
         mode = "vector"
     args = {"u": user, "q": q, "v": vector, "k": (offset + limit) * WIDEN} | {k: filters.get(k) for k in FILTERS}
+    if mode in ("hybrid", "text"):
+        args |= config_args(c, user, default_languages)
     page = fuse(rankings_for(c, args, mode, ef))[offset:offset + limit]
     rows = {(r["file_id"], r["ord"]): r for r in c.execute(
         """SELECT c.file_id, c.ord, f.filename, f.media_type, c.text AS passage, c.locator

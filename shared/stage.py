@@ -67,6 +67,12 @@ class Context:
         """The scope of the event's transaction: whatever `db` opened inside it commits or rolls back."""
         return self._scope
 
+    def read(self, sql: str, params: tuple = ()) -> dict | None:
+        """One row, read on a connection held only for it, outside the event's transaction: what a long stage
+        needs before its work (a user's setting), without holding a connection through that work."""
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
     @property
     def db(self):
         """The event's transaction, begun on first use; the adapter commits it with the stage's record."""

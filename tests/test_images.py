@@ -104,12 +104,17 @@ image = Image.new("L", (900, 160), 255)
 ImageDraw.Draw(image).text((20, 40), "Invoice 42 total", font=ImageFont.load_default(size=48), fill=0)
 out = io.BytesIO()
 image.save(out, "PNG")
-handle(upload("a.png", out.getvalue(), "image/png", Category.image))
+assert "Invoice" in blobs.get(stage.read(upload("a.png", out.getvalue(), "image/png", Category.image),
+                                         Context(cfg, blobs, None, None), "eng+deu").text_uri).decode()
 pdf = pdfium.PdfDocument.new()
 pdf.new_page(300, 200)
 out = io.BytesIO()
 pdf.save(out)
-handle(upload("a.pdf", out.getvalue(), "application/pdf", Category.pdf))
+try:  # the user's languages come from the database, which this probe has none of: read with the deployment's
+    stage.read(upload("a.pdf", out.getvalue(), "application/pdf", Category.pdf), Context(cfg, blobs, None, None),
+               cfg.ocr_languages)
+except Unsupported:
+    pass
 """,
     "transcribe": """
 if shutil.which("espeak-ng"):
@@ -125,6 +130,8 @@ handle(upload("a.wav", audio, "audio/wav", Category.audio))
     "embed": """
 assert len(stage.model.run([TEXT])[0]) == 384  # batched: one vector per input
 assert stage.chunker()(TEXT * 20, overlap=0.15)
+from shared import languages
+assert languages.detect("Die Kinder spielten den ganzen Tag im Garten")[0] == "de"  # py3langid, each chunk's
 """,
     "tag": """
 assert stage.tags(blobs, extracted(TEXT).text_uri)

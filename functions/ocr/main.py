@@ -11,6 +11,7 @@ from pillow_heif import register_heif_opener
 from events.catalogue import Category, FileUploaded, TextExtracted
 from functions.ocr import pages as pdfpage
 from functions.ocr import reading as ocr
+from shared import languages
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
@@ -27,16 +28,31 @@ class OCR(Stage):
         ocr.check_languages(cfg.ocr_languages)
         self.languages, self.dpi, self.max_pages = cfg.ocr_languages, cfg.ocr_dpi, cfg.pdf_max_pages
         self.page_limit, self.max_pixels = cfg.pdf_page_limit, cfg.image_max_pixels
+        self.installed = ocr.installed()
         # read_file checks IMAGE_MAX_PIXELS from the header itself; Pillow's own check (a warning below twice
         # its limit, an error above) would only say the same thing in other words.
         Image.MAX_IMAGE_PIXELS = None
 
+    def user_languages(self, event: FileUploaded, ctx: Context) -> str:
+        """Tesseract's packs for the user's languages (settings), those installed; OCR_LANGUAGES when they
+        chose none, or none of theirs is installed. Recorded in the file's stage detail."""
+        row = ctx.read("SELECT languages FROM user_settings WHERE user_id = %s", (event.user_id,))
+        chosen, missing = languages.tesseract((row and row["languages"]) or [], self.installed)
+        if missing:
+            ctx.detail["missing_languages"] = missing  # no pack installed here: read without them
+        ctx.detail["ocr_languages"] = chosen or self.languages
+        return chosen or self.languages
+
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
+        return self.read(event, ctx, self.user_languages(event, ctx))
+
+    def read(self, event: FileUploaded, ctx: Context, lang: str) -> TextExtracted:
+        """The upload read with Tesseract's packs `lang` ("eng+deu")."""
         data = ctx.blobs.get(event.blob_uri)
         if event.category == Category.pdf:
-            return self.pdf(data, event, ctx)
+            return self.pdf(data, event, ctx, lang)
         try:
-            readings = ocr.read_pages(data, self.languages, self.max_pixels, self.max_pages, self.page_limit)
+            readings = ocr.read_pages(data, lang, self.max_pixels, self.max_pages, self.page_limit, self.installed)
         except ocr.TooLarge as e:
             raise Rejected(str(e)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -51,9 +67,11 @@ class OCR(Stage):
                           confidence=round(sum(r.confidence * r.words for r in readings) / max(1, words), 1))
         if len(readings) > 1:
             ctx.detail.update(pages=len(readings), ocr_pages=list(range(1, len(readings) + 1)))
+        if scripts := sorted({r.script for r in readings if r.script}):
+            ctx.detail["scripts"] = scripts
         return doc.save(ctx.blobs, event, "ocr")
 
-    def pdf(self, data: bytes, event: FileUploaded, ctx: Context) -> TextExtracted:
+    def pdf(self, data: bytes, event: FileUploaded, ctx: Context, lang: str) -> TextExtracted:
         with PDFIUM:
             try:
                 pdf = pdfium.PdfDocument(data)
@@ -63,13 +81,13 @@ class OCR(Stage):
                     raise Rejected("the PDF is password-protected") from None
                 raise Rejected(f"not a readable PDF: {e}") from None
         try:  # the document is closed on every path, a failing page or Tesseract included
-            return self.read_pdf(pdf, event, ctx)
+            return self.read_pdf(pdf, event, ctx, lang)
         finally:
             with PDFIUM:
                 pdf.close()
 
-    def read_pdf(self, pdf, event: FileUploaded, ctx: Context) -> TextExtracted:
-        doc, layered, scanned, confidences = TextDoc(), [], [], []
+    def read_pdf(self, pdf, event: FileUploaded, ctx: Context, lang: str) -> TextExtracted:
+        doc, layered, scanned, confidences, scripts = TextDoc(), [], [], [], set()
         with PDFIUM:
             pages = len(pdf)  # PDFium counts the page tree's leaves, whatever its /Count claims
         if pages > self.page_limit:
@@ -84,8 +102,9 @@ class OCR(Stage):
                     page.close()
             for part in parts:  # Tesseract runs outside the lock
                 if isinstance(part, Image.Image):
-                    reading = ocr.read_upright(part, self.languages)
+                    reading = ocr.read_upright(part, lang, installed=self.installed)
                     part = reading.text
+                    scripts |= {reading.script} - {""}
                     scanned.append(number)
                     confidences.append(reading.confidence)
                 elif part.strip():
@@ -99,6 +118,8 @@ class OCR(Stage):
                           chars=len(doc.text), skipped_pages=max(0, pages - self.max_pages))
         if confidences:
             ctx.detail["confidence"] = round(sum(confidences) / len(confidences), 1)
+        if scripts:
+            ctx.detail["scripts"] = sorted(scripts)
         return doc.save(ctx.blobs, event, method)
 
 

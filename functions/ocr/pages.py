@@ -10,8 +10,10 @@ import pypdfium2.raw as raw
 from PIL import Image
 
 from functions.ocr import reading
+from shared.languages import layer_weight
 
 MIN_LAYER_CHARS = 20  # fewer characters than this on a page: a scan with stray marks, so OCR it
+# (counted in Latin letters' worth: 5 Han characters or 10 Arabic letters are a real layer, shared/languages.py)
 # An image on a page with a text layer is OCRed when it covers this share of the page (a line of text across a
 # letter page: 4 %) and no text layer lies over it (an OCRed scan has one), as OCRmyPDF's --redo-ocr reads what
 # the layer lacks; icons and rules below the share would cost a pass for nothing.
@@ -23,7 +25,7 @@ def parts(pdf: pdfium.PdfDocument, page: pdfium.PdfPage, dpi: int, max_pixels: i
     width, height = page.get_size()
     textpage = page.get_textpage()
     try:
-        if len(textpage.get_text_bounded().strip()) < MIN_LAYER_CHARS:
+        if layer_weight(textpage.get_text_bounded()) < MIN_LAYER_CHARS:
             found: list[str | Image.Image] = render(page, (0, 0, width, height), dpi, max_pixels)
         else:
             found, top = [], height  # `top`: how far down the page has been read
@@ -50,7 +52,7 @@ def text_images(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage) -> list[tupl
         left, bottom, right, top = max(0, left), max(0, bottom), min(width, right), min(height, top)
         if (right - left) * (top - bottom) < MIN_IMAGE_SHARE * width * height:
             continue
-        if len(textpage.get_text_bounded(left, bottom, right, top).strip()) < MIN_LAYER_CHARS:
+        if layer_weight(textpage.get_text_bounded(left, bottom, right, top)) < MIN_LAYER_CHARS:
             boxes.append((left, bottom, right, top))
     return sorted(boxes, key=lambda box: -box[3])
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytesseract
 from PIL import Image, ImageOps
 
+from shared import languages as langs
 from shared.config import library_env
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Reading:
     confidence: float  # mean word confidence, 0-100
     words: int
     rotated: int = 0  # degrees turned clockwise by orientation detection
+    script: str = ""  # the script OSD named, when its pack read the image better (Arabic, Han …)
 
 
 def prepare(image: Image.Image) -> Image.Image:
@@ -45,7 +47,7 @@ def prepare(image: Image.Image) -> Image.Image:
     return image if image.mode in ("L", "RGB") else image.convert("RGB")
 
 
-def read_file(data: bytes, languages: str, max_pixels: int) -> Reading:
+def read_file(data: bytes, languages: str, max_pixels: int, installed: frozenset = frozenset()) -> Reading:
     """Read an image file; Tesseract gets the very bytes when they need no change (re-encoding a
     300 dpi page as PNG costs more than a tenth of reading it). Its size is checked from the header
     (Image.open decodes nothing) before a pixel is decoded."""
@@ -60,11 +62,12 @@ def read_file(data: bytes, languages: str, max_pixels: int) -> Reading:
         with tempfile.NamedTemporaryFile(suffix="." + image.format.lower()) as f:
             f.write(data)
             f.flush()
-            return read_upright(image, languages, source=f.name)
-    return read_upright(ready, languages)
+            return read_upright(image, languages, source=f.name, installed=installed)
+    return read_upright(ready, languages, installed=installed)
 
 
-def read_pages(data: bytes, languages: str, max_pixels: int, max_pages: int, page_limit: int) -> list[Reading]:
+def read_pages(data: bytes, languages: str, max_pixels: int, max_pages: int, page_limit: int,
+               installed: frozenset = frozenset()) -> list[Reading]:
     """Every page of a multi-page image (a fax's or a scanner's TIFF), as PDF pages are read: more than
     page_limit pages are refused, counted by walking at most page_limit + 1 of them (a TIFF may chain a
     million), and only the first max_pages are read. A one-page image is read_file's."""
@@ -80,7 +83,7 @@ def read_pages(data: bytes, languages: str, max_pixels: int, max_pages: int, pag
     if count > page_limit:
         raise TooLarge(f"the image has more than {page_limit} pages; longer ones are not read (PDF_PAGE_LIMIT)")
     if count == 1:
-        return [read_file(data, languages, max_pixels)]
+        return [read_file(data, languages, max_pixels, installed)]
     readings = []
     for number in range(min(count, max_pages)):
         image.seek(number)
@@ -89,7 +92,7 @@ def read_pages(data: bytes, languages: str, max_pixels: int, max_pages: int, pag
             raise TooLarge(f"page {number + 1} declares {width} x {height} pixels; the limit is "
                            f"{max_pixels / 1e6:.0f} M (IMAGE_MAX_PIXELS)")
         image.load()
-        readings.append(read_upright(prepare(image.copy()), languages))
+        readings.append(read_upright(prepare(image.copy()), languages, installed=installed))
     return readings
 
 
@@ -113,20 +116,26 @@ def read(image: Image.Image | str, languages: str) -> Reading:
     return Reading("\n".join(text), round(mean, 1), len(confidences))
 
 
-def read_upright(image: Image.Image, languages: str, source: str | None = None) -> Reading:
-    """Read; if that reads badly, ask Tesseract's orientation detection and keep the better reading."""
+def read_upright(image: Image.Image, languages: str, source: str | None = None,
+                 installed: frozenset = frozenset()) -> Reading:
+    """Read; if that reads badly, ask Tesseract's orientation and script detection (OSD) and keep the better
+    reading: turned upright, and with the installed pack of the script it names where that is not Latin
+    and not among `languages` (an Arabic or Chinese page of a user who named only Latin-script languages)."""
     first = read(source or image, languages)
     if first.confidence >= LOW_CONFIDENCE and first.words:
         return first
     try:
-        turn = int(pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT)["rotate"])
+        osd = pytesseract.image_to_osd(image, output_type=pytesseract.Output.DICT)
     except pytesseract.TesseractError as e:  # too few characters to tell
         log.debug("no orientation: %s", e)
         return first
-    if turn == 0:
+    turn, script = int(osd["rotate"]), str(osd.get("script", ""))
+    pack = langs.script_pack(script, installed)
+    pack = pack if pack and pack not in languages.split("+") else None
+    if turn == 0 and not pack:
         return first
-    second = read(image.rotate(-turn, expand=True), languages)
-    second.rotated = turn
+    second = read(image.rotate(-turn, expand=True) if turn else image, f"{pack}+{languages}" if pack else languages)
+    second.rotated, second.script = turn, script if pack else ""
     return second if second.confidence > first.confidence else first
 
 
@@ -136,6 +145,11 @@ def single_threaded() -> None:
     never at import: the variable would reach every process the importer starts (CTranslate2 reads it too,
     and transcribes garbage under it unless told its thread count)."""
     library_env(OMP_THREAD_LIMIT="1")
+
+
+def installed() -> frozenset:
+    """The language packs Tesseract has here (eng, deu, osd, script/Arabic …)."""
+    return frozenset(pytesseract.get_languages(config=""))
 
 
 def check_languages(languages: str) -> None:

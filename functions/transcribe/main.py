@@ -33,8 +33,11 @@ class Transcribe(Stage):
     def start(self, cfg) -> None:
         self.model = Whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type, cfg.model_idle_seconds,
                              cfg.omp_thread_limit)
+        # No language set: a multilingual model (WHISPER_MODEL=base) detects it, and again every 30 s window
+        # (multilingual), so a recording that goes from English to German is transcribed in each; tiny.en
+        # reads English only, and says "en".
         self.options = dict(beam_size=cfg.whisper_beam_size, language=cfg.whisper_language or None,
-                            vad_filter=True)
+                            multilingual=not cfg.whisper_language, vad_filter=True)
         self.max_seconds = cfg.max_recording_seconds
 
     def stop(self) -> None:

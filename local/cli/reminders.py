@@ -34,6 +34,7 @@ def add_commands(sub) -> None:
                    help="a push when a file becomes ready or fails")
     s.add_argument("--backup-bucket", help="copy ready files to this Cloud Storage bucket")
     s.add_argument("--no-backup", action="store_true", help="stop backing up")
+    s.add_argument("--languages", help="the languages of your files, most used first: en,de,fr")
     s.set_defaults(func=cmd_settings)
 
 
@@ -108,7 +109,10 @@ def cmd_settings(args) -> None:
                                 ("backup_bucket", args.backup_bucket)) if v is not None}
     if args.no_backup:
         change["backup_bucket"] = None
+    if args.languages:
+        change["languages"] = [code.strip() for code in args.languages.split(",") if code.strip()]
     with client(args) as c:
         current = check(c.put("/v1/settings", json=change) if change else c.get("/v1/settings"))
     for k, v in current.items():
+        v = ",".join(v) if isinstance(v, list) else v
         console.print(f"{k:16} {v if v is not None else '[dim]none[/]'}")
