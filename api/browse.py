@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from api import search
 from api.deps import DB, Id, Offset, Runtime, Searcher, User
@@ -15,6 +15,19 @@ from api.errors import NO_NUL, link, problems
 from events import wire
 from events.catalogue import Category, ClustersRefresh
 from shared import languages
+
+
+def _not_a_number(value):
+    """A date-time in the query is an RFC 3339 string: pydantic would take "-375" as seconds since 1970."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return value
+    raise ValueError("a date-time such as 2026-12-01T09:00:00Z, not a number")
+
+
+# The search's since/until: RFC 3339 only, as the OpenAPI document declares (format date-time).
+Moment = Annotated[datetime | None, BeforeValidator(_not_a_number)]
 
 router = APIRouter(responses=problems(401, 503))
 
@@ -55,7 +68,7 @@ def search_files(user: Searcher, api: Runtime, q: str = Query(..., min_length=1,
            mode: Literal["hybrid", "vector", "text"] = "hybrid",
            tag: str | None = Query(None, pattern=NO_NUL),
            cluster: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None, kind: Category | None = None,
-           since: datetime | None = None, until: datetime | None = None) -> SearchResult:
+           since: Moment = None, until: Moment = None) -> SearchResult:
     limit = min(limit, api.cfg.search_limit_max)
     vector = api.embedder.run([q])[0] if mode in ("hybrid", "vector") else None
     filters = {"tag": tag, "cluster": cluster, "kind": kind.value if kind else None, "since": since, "until": until}

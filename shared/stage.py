@@ -69,7 +69,10 @@ class Context:
 
     def read(self, sql: str, params: tuple = ()) -> dict | None:
         """One row, read on a connection held only for it, outside the event's transaction: what a long stage
-        needs before its work (a user's setting), without holding a connection through that work."""
+        needs before its work (a user's setting), without holding a connection through that work. A context
+        made without a database (a stage driven by hand, as bench/common.py does) reads nothing: None."""
+        if self._pool is None:
+            return None
         with self._pool.connection() as conn:
             return conn.execute(sql, params).fetchone()
 

@@ -110,11 +110,7 @@ pdf = pdfium.PdfDocument.new()
 pdf.new_page(300, 200)
 out = io.BytesIO()
 pdf.save(out)
-try:  # the user's languages come from the database, which this probe has none of: read with the deployment's
-    stage.read(upload("a.pdf", out.getvalue(), "application/pdf", Category.pdf), Context(cfg, blobs, None, None),
-               cfg.ocr_languages)
-except Unsupported:
-    pass
+handle(upload("a.pdf", out.getvalue(), "application/pdf", Category.pdf))  # no database: the deployment's languages
 """,
     "transcribe": """
 if shutil.which("espeak-ng"):
