@@ -288,6 +288,15 @@ class Whisper(ModelHolder):
         # default count it decoded nothing but ")))" here (the transcribe stage passes that limit in).
         return WhisperModel(self.path, device=device, compute_type=compute_type, cpu_threads=self.cpu_threads)
 
+    def multilingual(self) -> bool:
+        """Whether the model knows other languages than English (loads it)."""
+        return self.model().model.is_multilingual
+
+    def detect(self, audio) -> tuple[str, float]:
+        """(language, probability) of a stretch of 16 kHz audio: one pass of the encoder over 30 s."""
+        language, probability, _ = self.model().detect_language(audio)
+        return language, probability
+
     def _run(self, model, audio, **options):
         """(segments, info); the segments are a generator: decoding happens as they are read. `multilingual`
         (a language detected per 30 s window, so a recording that changes language is read in each) applies
