@@ -46,6 +46,8 @@ LOST_PARTS = {
     "pl__sample.odt": "This is an ODT test document",
     "pl__sample.doc": "saved in the older .doc format",
     "pl__simple_text.eml": "This is just a simple Text Mail",
+    "pl__rtl-test.pdf": "الداخلية",  # an Arabic text layer of 14 letters, once re-OCRed in English
+    "om__francais.pdf": "intérieure, à côté",  # French, read with French's pack
 }
 # Words a reader of the file never sees, which must not be read (inscriptis's hidden-text fixture).
 HIDDEN = {"is__invisible2.html": ["hallo", "echo"]}
@@ -55,6 +57,8 @@ MIN_TRUTH = 0.8  # similarity to the reference text (tests/media.py similarity: 
 @pytest.fixture(scope="module")
 def corpus(stack):
     user = User(stack, "external-corpus")
+    # Its letters are in English, German and French (OCR_LANGUAGES is English alone).
+    assert user.http.put("/v1/settings", json={"languages": ["en", "de", "fr"]}).status_code == 200
     uploads = {}
     for path in sorted((CORPUS / "files").iterdir()):
         r = user.upload(path.name, path.read_bytes())
