@@ -178,6 +178,7 @@ def polyglot(stack):
     return user
 
 
+@pytest.mark.on_containers  # the ocr, embed and transcribe images read them alike
 def test_unknown_languages_are_refused_with_the_known_ones(polyglot):
     r = polyglot.http.put("/v1/settings", json={"languages": ["en", "klingon"]})
     assert r.status_code == 422 and "'klingon' is not a language" in r.text, r.text
@@ -185,6 +186,7 @@ def test_unknown_languages_are_refused_with_the_known_ones(polyglot):
     assert polyglot.http.get("/v1/settings").json()["languages"] == ["en", "de", "fr"]
 
 
+@pytest.mark.on_containers
 def test_a_french_scan_is_read_with_accents_for_a_user_who_reads_french(stack, polyglot, sql):
     monolingual = User(stack, "english-only")  # no languages set: the deployment's OCR_LANGUAGES (eng)
     scan = png(image_of(FRENCH))
@@ -202,6 +204,7 @@ def test_a_french_scan_is_read_with_accents_for_a_user_who_reads_french(stack, p
     assert hit and hit[0]["file_id"] == files["fr"]["id"], hit
 
 
+@pytest.mark.on_containers
 def test_a_german_memo_is_found_by_its_words_stems(stack, polyglot, sql):
     monolingual = User(stack, "english-only-memo")
     mine = polyglot.upload_all({"memo": ("notiz.md", GERMAN_MEMO.encode())})["memo"]
@@ -215,6 +218,7 @@ def test_a_german_memo_is_found_by_its_words_stems(stack, polyglot, sql):
     assert monolingual.search("Kind Garten", mode="text") == []  # stemmed as English, as every passage was before
 
 
+@pytest.mark.on_containers
 def test_the_spoken_language_is_recorded(stack, polyglot):
     memo = speech("Remember to water the tomatoes and call the plumber on Friday morning.", "en")
     f = polyglot.upload_all({"memo": ("memo.wav", memo)})["memo"]

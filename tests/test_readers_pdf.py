@@ -18,6 +18,8 @@ from shared.config import Settings
 import media
 from conftest import User, text_of
 
+pytestmark = pytest.mark.on_containers  # the ocr image reads them as the ocr process does
+
 TIFF_PAGES = [["Fax cover sheet", "Urgent for the clinic"], ["Second page of the fax"],
               ["Third page mentions the walrus sanctuary"]]
 MIXED = ("Quarterly newsletter of the rowing club.", ["Screenshot: pelican regatta moved"],
