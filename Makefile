@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages: libmagic sniffs upload types, Tesseract reads images (with the language packs of
 # OCR_PACKS: the ocr image installs the same); the tests make speech with espeak-ng and videos with ffmpeg
-# (the stages decode with PyAV, not ffmpeg); prometheus brings promtool, which checks the alert rules.
+# (the stages decode with PyAV, not ffmpeg); prometheus brings promtool, which checks the alert rules;
+# catdoc reads Word 97-2003 files (.doc) in the extract stage (chosen over antiword by measurement, README).
 OCR_PACKS := tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa tesseract-ocr-ara tesseract-ocr-chi-sim
-DEBS   := libmagic1 tesseract-ocr $(OCR_PACKS) espeak-ng ffmpeg prometheus
+DEBS   := libmagic1 tesseract-ocr $(OCR_PACKS) catdoc espeak-ng ffmpeg prometheus
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUSTOMIZE ?= kubectl kustomize
 OVERLAY ?= cpu

@@ -10,7 +10,9 @@ import magic
 from events.catalogue import Category
 
 SNIFF_BYTES = 64 * 1024
-_DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# DOCX (Strict OOXML too), OpenDocument text and Word 97-2003: read by the extract stage.
+WORD_PROCESSING = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                   "application/vnd.oasis.opendocument.text", "application/msword"}
 MAX_NAME = 255  # characters: what file systems allow a name, and plenty for a label
 
 
@@ -37,7 +39,7 @@ def sniff(head: bytes, filename: str) -> tuple[str, Category]:
         if PurePath(filename).suffix.lower() in (".md", ".markdown"):
             return "text/markdown", Category.text
         return "text/plain", Category.text
-    if mime == _DOCX:
+    if mime in WORD_PROCESSING:
         return mime, Category.text
     # Mail gateways and scanners may write bytes before the header; PDF readers look for it in the first kilobyte.
     if mime == "application/pdf" or (mime == "application/octet-stream" and b"%PDF-" in head[:1024]):

@@ -87,13 +87,28 @@ assert embedder("", "cpu", 32, 0, "onnx", "").run(["a query"]).shape == (1, 384)
 tracing.instrument_app(app)
 """,
     "extract": """
-import docx
-document = docx.Document()
-document.add_paragraph("a paragraph")
+import zipfile
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+parts = {"_rels/.rels": '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+         '<Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+         'officeDocument" Target="word/document.xml"/></Relationships>',
+         "word/document.xml": f'<w:document xmlns:w="{W}"><w:body><w:p><w:r><w:t>a paragraph</w:t></w:r></w:p>'
+         '</w:body></w:document>',
+         "word/header1.xml": f'<w:hdr xmlns:w="{W}"><w:p><w:r><w:t>h</w:t></w:r></w:p></w:hdr>'}
 out = io.BytesIO()
-document.save(out)
-handle(upload("a.docx", out.getvalue(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-              Category.text))
+with zipfile.ZipFile(out, "w") as z:
+    for part, xml in parts.items():
+        z.writestr(part, xml)
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+assert "a paragraph" in blobs.get(handle(upload("a.docx", out.getvalue(), DOCX, Category.text)).text_uri).decode()
+from odf.opendocument import OpenDocumentText
+from odf.text import P
+odt = OpenDocumentText()
+odt.text.addElement(P(text="an ODT paragraph"))
+out = io.BytesIO()
+odt.write(out)
+assert "an ODT" in blobs.get(handle(upload("a.odt", out.getvalue(), "application/vnd.oasis.opendocument.text",
+                                           Category.text)).text_uri).decode()
 handle(upload("a.html", b"<html><body><p>Hello</p><script>x</script></body></html>", "text/html", Category.text))
 handle(upload("a.txt", "Grüße aus Köln".encode("latin-1"), "text/plain", Category.text))
 """,

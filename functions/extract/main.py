@@ -1,21 +1,19 @@
-"""extract: text-like uploads become text: plain text in any common encoding, Markdown, the visible
-text of HTML, and the paragraphs and tables of DOCX. Anything else routed here is unsupported."""
+"""extract: text-like uploads become text: plain text in any common encoding, Markdown, the visible text
+of HTML, Word (DOCX, Strict OOXML, and 97-2003 .doc) and OpenDocument text (readers.py). Anything else routed
+here is unsupported."""
 from __future__ import annotations
 
-import io
-import zipfile
-
-from bs4 import BeautifulSoup
 from charset_normalizer import from_bytes
 
 from events.catalogue import FileUploaded, TextExtracted
-from shared.stage import Context, Rejected, Stage, Unsupported, serve
+from functions.extract import readers
+from shared.stage import Context, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
 PLAIN = {"text/plain", "text/markdown", "application/json", "application/x-ndjson"}
-HTML = "text/html"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-INVISIBLE = ["script", "style", "noscript", "template", "head", "svg"]
+# media type -> (reader, the method the file's record names)
+READERS = {readers.HTML: (readers.html_text, "html"), readers.DOCX: (readers.docx_text, "docx"),
+           readers.ODT: (readers.odt_text, "odt"), readers.DOC: (readers.doc_text, "doc")}
 
 
 COMMON = ["utf_8", "ascii", "cp1252", "latin_1"]  # which to believe when short texts fit several
@@ -31,37 +29,18 @@ def decode(data: bytes) -> tuple[str, str]:
     return str(best).replace("\r\n", "\n"), best.encoding
 
 
-def html_text(data: bytes) -> str:
-    soup = BeautifulSoup(data, "html.parser")  # it reads the charset from <meta> itself
-    for tag in soup(INVISIBLE):
-        tag.decompose()
-    return soup.get_text("\n", strip=True)
-
-
-def docx_text(data: bytes) -> str:
-    import docx  # python-docx: imported on first use, it is the rare upload
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise Rejected(f"not a readable DOCX file: {e}") from None
-    cells = [c.text for t in document.tables for row in t.rows for c in row.cells]
-    return "\n".join([p.text for p in document.paragraphs] + cells)
-
-
 class Extract(Stage):
     name = "extract"
     consumes = (FileUploaded,)
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         kind = event.media_type
-        if kind not in PLAIN | {HTML, DOCX}:
+        if kind not in PLAIN and kind not in READERS:
             raise Unsupported(f"no extractor reads {kind} files")
         data = ctx.blobs.get(event.blob_uri)
-        if kind == HTML:
-            text, method = html_text(data), "html"
-        elif kind == DOCX:
-            text, method = docx_text(data), "docx"
+        if kind in READERS:
+            read, method = READERS[kind]
+            text = read(data)
         else:
             text, encoding = decode(data)
             method = "text"
