@@ -22,6 +22,8 @@ from api.deps import Api
 from shared.config import Settings
 from shared.problems import MEDIA_TYPE
 
+from conftest import UPLOAD_LIMIT
+
 
 def problem(r: httpx.Response, status: int) -> dict:
     """The answer is `status` as RFC 9457 problem details, with a detail a person can act on."""
@@ -151,7 +153,7 @@ def test_errors_everywhere_are_problem_details(stack, user):
     problem(r, 405)
     assert r.headers["allow"] == "DELETE, GET"  # every method the path takes, not just the first route's
     problem(user.http.get("/v1/files", headers={"Authorization": "Basic eA=="}), 401)
-    problem(user.http.post("/v1/files", files={"file": ("big.bin", b"x" * (2 * 1024 * 1024))}), 413)
+    problem(user.http.post("/v1/files", files={"file": ("big.bin", b"x" * (UPLOAD_LIMIT + 1))}), 413)
     problem(user.http.post("/v1/devices", content=b"{not json", headers={"content-type": "application/json"}), 422)
     body = problem(user.http.post("/v1/reminders", json={"title": "", "due_at": "tomorrow"}), 422)
     assert {e["field"] for e in body["errors"]} == {"body.title", "body.due_at"}
