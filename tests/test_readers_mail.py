@@ -4,6 +4,8 @@ event makes no second attachment; and hostile messages (a thousand attachments, 
 headers) end with a clear status."""
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import zipfile
 from email.message import EmailMessage
@@ -51,26 +53,40 @@ DOCX = office.docx()
 
 
 def test_a_message_is_read_with_its_headers_body_and_attachment_names():
-    text, attachments, skipped = mail.read(message(attachments=[("invoice.pdf", PDF, "application/pdf")]), 50)
+    text, attachments, skipped, sent = mail.read(message(attachments=[("invoice.pdf", PDF, "application/pdf")]), 50)
     assert "Subject: Boiler service" in text and "From: Hetty Plimsoll" in text and "booked for the 14th" in text
     assert "Attachments: invoice.pdf" in text
     assert [(a.index, a.filename, a.data) for a in attachments] == [(0, "invoice.pdf", PDF)] and skipped == 0
+    assert sent == "2022-10-12T21:40:43+02:00"
 
 
 def test_an_html_body_is_read_as_a_page_is():
-    text, _, _ = mail.read(message(html='<p>Visible</p><p style="display:none">tracking pixel</p>'), 50)
+    text, _, _, _ = mail.read(message(html='<p>Visible</p><p style="display:none">tracking pixel</p>'), 50)
     assert "Visible" in text and "tracking" not in text
 
 
 def test_attachments_past_the_limit_are_counted_not_read():
     many = [(f"n{i}.txt", f"note {i}".encode(), "text/plain") for i in range(1000)]
-    _, attachments, skipped = mail.read(message(attachments=many), 50)
+    _, attachments, skipped, _ = mail.read(message(attachments=many), 50)
     assert len(attachments) == 50 and skipped == 950
 
 
 def test_broken_headers_and_bytes_cost_only_themselves():
-    text, _, _ = mail.read(b"Subject: =?utf-8?q?caf=C3=A9?=\nFrom: <<<\nDate: yesterday-ish\n\nbody words\n", 50)
-    assert "café" in text and "body words" in text
+    text, _, _, sent = mail.read(b"Subject: =?utf-8?q?caf=C3=A9?=\nFrom: <<<\nDate: yesterday-ish\n\nbody words\n", 50)
+    assert "café" in text and "body words" in text and sent is None
+
+
+def test_empty_huge_and_nested_messages_are_read_within_limits():
+    assert mail.read(b"", 50)[0].strip() == ""  # no text: the stage marks it unsupported ("holds no text")
+    text, _, _, _ = mail.read(b"Subject: " + b"x" * 2_000_000 + b"\n\nhi\n", 50)
+    assert text.startswith("Subject: xxx") and text.endswith("hi\n")
+    inner = message(body="Inner words")
+    nested = EmailMessage()
+    nested["Subject"] = "Fwd"
+    nested.set_content("See below")
+    nested.add_attachment(email.message_from_bytes(inner, policy=email.policy.default))
+    text, attachments, _, _ = mail.read(nested.as_bytes(), 50)
+    assert "See below" in text and len(attachments) == 1 and b"Inner words" in attachments[0].data
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +111,7 @@ def test_each_attachment_is_a_file_of_its_own_found_by_its_words(done, sql):
     user, files, children = done
     f = files["mail"]
     assert f["status"] == "ready" and f["extraction"]["method"] == "email", f
+    assert f["extraction"]["sent"] == "2022-10-12T21:40:43+02:00", f  # files has no captured_at: kept here
     assert "booked for the 14th" in text_of(sql, f["id"])
     by_name = {c["filename"]: c for c in children["mail"]}
     assert set(by_name) == {"invoice.pdf", "certificate.png", "minutes.docx"}, by_name

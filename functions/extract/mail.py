@@ -20,8 +20,9 @@ class Attachment:
     data: bytes
 
 
-def read(data: bytes, max_attachments: int) -> tuple[str, list[Attachment], int]:
-    """The message's text, its first max_attachments attachments, and how many more it had."""
+def read(data: bytes, max_attachments: int) -> tuple[str, list[Attachment], int, str | None]:
+    """The message's text, its first max_attachments attachments, how many more it had, and when it was sent
+    (ISO 8601, from a Date header that parses; None otherwise)."""
     try:
         message = email.message_from_bytes(data, policy=email.policy.default)
     except Exception as e:  # noqa: BLE001 - the parser is lenient; what it still refuses is in the bytes
@@ -49,7 +50,15 @@ def read(data: bytes, max_attachments: int) -> tuple[str, list[Attachment], int]
             attachments.append(Attachment(index, name, payload))
     if attachments:  # named in the message's text too: "the mail with the invoice PDF"
         lines += ["", "Attachments: " + ", ".join(a.filename for a in attachments)]
-    return "\n".join(lines), attachments, skipped
+    return "\n".join(lines), attachments, skipped, _sent(message)
+
+
+def _sent(message) -> str | None:
+    try:
+        when = getattr(message.get("Date"), "datetime", None)
+    except Exception:  # noqa: BLE001 - a Date that does not parse is no date
+        return None
+    return when.isoformat() if when is not None else None
 
 
 def _content(part) -> str:

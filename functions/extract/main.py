@@ -53,9 +53,10 @@ class Extract(Stage):
         data = ctx.blobs.get(event.blob_uri)
         uploads = []
         if kind == EMAIL:
-            text, attachments, skipped = mail.read(data, ctx.cfg.email_max_attachments)
+            text, attachments, skipped, sent = mail.read(data, ctx.cfg.email_max_attachments)
             uploads = [self.attach(a, event, ctx) for a in attachments]
-            ctx.detail.update(attachments=len(attachments), attachments_skipped=skipped)
+            # files has no captured_at: the message's date is kept in the stage's record (and its text)
+            ctx.detail.update(attachments=len(attachments), attachments_skipped=skipped, sent=sent)
             method = "email"
         elif kind in READERS:
             read, method = READERS[kind]
@@ -69,8 +70,9 @@ class Extract(Stage):
         if not doc.segments:
             raise Unsupported("the file holds no text")
         ctx.detail.update(method=method, chars=len(doc.text))
-        return [doc.save(ctx.blobs, event, method), *filter(None, uploads)] if uploads else doc.save(
-            ctx.blobs, event, method)
+        saved = doc.save(ctx.blobs, event, method)
+        uploads = [u for u in uploads if u is not None]  # the attachments new to the user, read next
+        return [saved, *uploads] if uploads else saved
 
     def attach(self, attachment: mail.Attachment, message: FileUploaded, ctx: Context) -> FileUploaded | None:
         """The attachment stored and recorded as a file linked to its message, and its upload event; None where
