@@ -193,18 +193,15 @@ def get_file(file_id: uuid.UUID, user: User, c: DB) -> File:
 
 @router.delete("/v1/files/{file_id}", status_code=204, responses=problems(401, 404, 422, 503))
 def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response:
+    # The file's row first, then its stage records, as every stage takes them (shared/lifecycle.py's
+    # hold): taken in any other order, a delete and a stage finishing that file deadlock.
+    if c.execute("SELECT 1 FROM files WHERE id = %s AND user_id = %s FOR UPDATE", (file_id, user)).fetchone() is None:
+        raise HTTPException(404, f"no file {file_id}")
     backup = c.execute("SELECT uri FROM backups WHERE file_id = %s AND user_id = %s", (file_id, user)).fetchone()
     # Suggestions go with the file; reminders the user set or accepted stay, unpinned (ON DELETE SET NULL).
     c.execute("DELETE FROM reminders WHERE file_id = %s AND user_id = %s AND status = 'suggested'", (file_id, user))
-    # The stage records before the file, in the order a stage writes them (its record, then the file's
-    # status): the file first, whose cascade then waits on a stage's record, deadlocked with a stage
-    # finishing that file at the same moment (found by the contract's stateful phase).
-    c.execute("DELETE FROM file_stages s USING files f WHERE s.file_id = f.id AND f.id = %s AND f.user_id = %s",
-              (file_id, user))
-    row = c.execute("DELETE FROM files WHERE id = %s AND user_id = %s RETURNING id",
-                    (file_id, user)).fetchone()  # chunks, stage records, backups go with it (cascade)
-    if row is None:
-        raise HTTPException(404, f"no file {file_id}")
+    c.execute("DELETE FROM file_stages WHERE file_id = %s", (file_id,))
+    c.execute("DELETE FROM files WHERE id = %s", (file_id,))  # chunks, tags, backups go with it (cascade)
     # Announced before the commit: if the broker cannot take it, nothing is deleted and the caller retries.
     gone = FileDeleted(file_id=file_id, user_id=user, backup_uri=backup and backup["uri"],
                        backup_bucket=account.user_settings(c, user).backup_bucket)

@@ -32,6 +32,13 @@ def file(conn: Connection, file_id: UUID) -> dict | None:
     return conn.execute("SELECT * FROM files WHERE id = %s", (file_id,)).fetchone()
 
 
+def hold(conn: Connection, file_id: UUID) -> bool:
+    """Take the file's row before any other of its rows (FOR KEY SHARE: stages of one file still run side
+    by side). Every writer takes the file first, then its stage records, as the API's delete does (FOR
+    UPDATE): in any other order a stage finishing and a delete of its file deadlock. False if it is gone."""
+    return conn.execute("SELECT 1 FROM files WHERE id = %s FOR KEY SHARE", (file_id,)).fetchone() is not None
+
+
 def stage_started(conn: Connection, file_id: UUID, stage: str) -> None:
     conn.execute(
         """INSERT INTO file_stages (file_id, stage, status) VALUES (%s, %s, 'running')
@@ -71,6 +78,8 @@ def stage_done(conn: Connection, file_id: UUID, stage: str, detail: dict, emitte
 def stage_failed(conn: Connection, file_id: UUID, stage: str, error: str, *, final: bool,
                  file_status: str = "failed") -> str | None:
     """A failure: `final` ends the file's processing (a poison event), otherwise the broker retries."""
+    if not hold(conn, file_id):
+        return None
     conn.execute(
         """INSERT INTO file_stages (file_id, stage, status, error, finished_at)
            SELECT %(f)s, %(s)s, %(st)s, %(e)s, now() WHERE EXISTS (SELECT 1 FROM files WHERE id = %(f)s)

@@ -46,6 +46,10 @@ from shared.runtime import Answer, NoSink, Runtime, Stopping
 log = logging.getLogger("mindspace.stage")
 
 
+class FileGone(Exception):
+    """The event's file was deleted between the adapter's check and the stage's effects."""
+
+
 class AlreadyConsumed(Exception):
     """Another delivery of the same event committed while this one ran: roll back, replay its reply."""
 
@@ -85,6 +89,8 @@ class Context:
             # Effects start here, so the duplicate check is made again, now under the key's lock.
             if self._key and (reply := consumed_reply(self._conn, self._key)) is not None:
                 raise AlreadyConsumed(reply)
+            if self.file is not None and not lifecycle.hold(self._conn, self.file["id"]):
+                raise FileGone()
         return self._conn
 
 
@@ -235,6 +241,8 @@ class _Adapter:
                 consumed(ctx.db, key, ces)
         except AlreadyConsumed as e:  # a concurrent delivery of this event committed first; ours rolled back
             return self.duplicate(event, e.reply)
+        except FileGone:
+            return self.outcome(key, event, f"file {file_id} was deleted meanwhile; nothing to do")
         except (Rejected, BlobNotFound) as e:
             with self.runtime.pool.connection() as conn:
                 if file_id and not lifecycle.exists(conn, file_id):  # its blobs went with it
@@ -248,6 +256,10 @@ class _Adapter:
                 return self.outcome(key, event, str(e))
             return self.refuse(422, str(e), event, file_id)
         except Exception as e:
+            if file_id and isinstance(e, ForeignKeyViolation):  # a row of its file, deleted mid-work
+                with self.runtime.pool.connection() as conn:
+                    if not lifecycle.exists(conn, file_id):
+                        return self.outcome(key, event, f"file {file_id} was deleted meanwhile; nothing to do")
             log.exception("%s failed on %s %s", name, event["type"], event["id"])
             if file_id:
                 with self.runtime.pool.connection() as conn:
