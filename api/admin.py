@@ -1,11 +1,11 @@
 """Operators' view of the pipeline, as Immich's jobs page and Paperless-ngx's task list give it: per
 stage, deliveries waiting, running, retrying and dead-lettered, and the oldest waiting age; the dead
-letters themselves, listed and replayed per stage. Operators are the users of ADMIN_USERS, or those
-whose Firebase token carries the custom claim `admin: true`."""
+letters themselves, listed and replayed per stage; the AI provider's health. Operators are the users
+of ADMIN_USERS, or those whose Firebase token carries the custom claim `admin: true`."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from api.deps import DB, Api, Runtime, User
 from api.errors import problems
 from events import routes
-from shared import dead_letters, local_queue
+from shared import ai, dead_letters, local_queue
 from shared.problems import Problem
 
 
@@ -50,11 +50,22 @@ class StageJobs(BaseModel):
     oldest_waiting_s: float | None  # how long the oldest waiting delivery has been queued
 
 
+class ProviderHealth(BaseModel):
+    """The generative provider as this API replica saw it (shared/ai.py): null under extractive."""
+    provider: str
+    model: str
+    calls: dict[str, int]  # tries by outcome: ok, quota, error, timeout
+    last_ok_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
 class Jobs(BaseModel):
     # Whether deliveries were read: the local broker's queue. A Knative broker keeps its own (see its
     # metrics), so on a cluster only the dead letters are counted here.
     queue: bool
     stages: list[StageJobs]
+    ai: ProviderHealth | None = None
 
 
 class DeadLetter(BaseModel):
@@ -82,12 +93,20 @@ def _delivery_routes() -> dict[str, routes.Route]:
 
 
 @router.get("/jobs", response_model=Jobs)
-def jobs_view(c: DB, _: Operator) -> Jobs:
+def jobs_view(c: DB, api: Runtime, _: Operator) -> Jobs:
     queue = local_queue.queue(c, _delivery_routes()) if local_queue.has_queue(c) else {}
     dead = dead_letters.counts(c)
     idle = {"waiting": 0, "running": 0, "retrying": 0, "oldest_waiting_s": None}
     return Jobs(queue=bool(queue), stages=[StageJobs(stage=s, **queue.get(s, idle), dead_lettered=dead.get(s, 0))
-                                           for s in sorted(queue.keys() | dead.keys())])
+                                           for s in sorted(queue.keys() | dead.keys())], ai=provider_health(api))
+
+
+def provider_health(api) -> ProviderHealth | None:
+    if (p := ai.provider(api.cfg)) is None:
+        return None
+    when = {k: v and datetime.fromtimestamp(v, UTC) for k, v in
+            (("last_ok_at", p.health.last_ok_at), ("last_error_at", p.health.last_error_at))}
+    return ProviderHealth(provider=p.name, model=p.model, calls=p.health.calls, last_error=p.health.last_error, **when)
 
 
 @router.get("/dead-letters", response_model=list[DeadLetter])

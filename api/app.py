@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import account, admin, browse, errors, files, reminders
+from api import account, admin, ask, browse, errors, files, reminders
 from api.deps import Api, probes
 from shared import tracing
 from shared.metrics import API_SECONDS
@@ -61,11 +61,12 @@ app = FastAPI(
     version="0.1.0",
     description="Upload what you capture; search it by meaning and words, browse its tags and clusters. "
     "Authenticate with a Firebase ID token (`Authorization: Bearer <token>`); the local stack also takes "
-    "`Bearer dev:<user>`. Every error is RFC 9457 problem details (`application/problem+json`). Uploads "
-    "and searches are limited per user (RATE_LIMIT_UPLOADS, RATE_LIMIT_SEARCHES): over a limit, 429 with "
+    "`Bearer dev:<user>`. `POST /v1/ask` answers a question from the caller's files, with citations. Every "
+    "error is RFC 9457 problem details (`application/problem+json`). Uploads, searches and questions are "
+    "limited per user (RATE_LIMIT_UPLOADS, RATE_LIMIT_SEARCHES, RATE_LIMIT_ASKS): over a limit, 429 with "
     "`Retry-After`.",
 )
 errors.install(app)
-for router in (files.router, browse.router, reminders.router, account.router, admin.router, probes):
+for router in (files.router, browse.router, ask.router, reminders.router, account.router, admin.router, probes):
     app.include_router(router)
 app.add_middleware(RequestTimer)

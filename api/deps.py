@@ -46,7 +46,8 @@ class Api:
         # Per user and per replica (in this process's memory): N replicas admit up to N times the limit.
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.limits: dict[str, RateLimitItem] = {
-            "uploads": parse(cfg.rate_limit_uploads), "searches": parse(cfg.rate_limit_searches)}
+            "uploads": parse(cfg.rate_limit_uploads), "searches": parse(cfg.rate_limit_searches),
+            "asks": parse(cfg.rate_limit_asks)}
 
     def stop(self) -> None:
         self.embedder.unload()

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 from shared.flags import parse as parse_flags
 
 # Fields whose values are secrets: they live in the Secret, not the ConfigMap.
-SECRET_FIELDS = {"database_url"}
+SECRET_FIELDS = {"database_url", "gemini_api_key", "openai_api_key"}
 # Fields that no ConfigMap sets: the platform or the process does (environment variables of their own).
 NOT_CONFIGURED = {
     "k_sink": "the SinkBinding injects it",
@@ -112,6 +112,28 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     # An OTLP/HTTP collector (http://collector:4318): spans are exported there; empty: no tracing at all.
     otel_exporter_otlp_endpoint: str = ""
+    # Answers (POST /v1/ask, shared/ai.py): "extractive" (no model: the sentences that answer, cited),
+    # "gemini" (google-genai, GEMINI_API_KEY) or "openai" (any OpenAI-compatible server: OPENAI_BASE_URL,
+    # e.g. Ollama's http://ollama:11434/v1). ASK_MODEL empty: gemini-2.5-flash or gpt-4o-mini.
+    ask_provider: Literal["extractive", "gemini", "openai"] = "extractive"
+    ask_model: str = ""
+    gemini_api_key: str = ""
+    gemini_base_url: str = ""  # a proxy, or a test server; empty: Google's endpoint
+    openai_api_key: str = ""
+    openai_base_url: str = ""  # empty: api.openai.com
+    ask_timeout_seconds: float = 60
+    ask_retries: int = 3  # transient provider errors retried with backoff, before the answer's first word
+    ask_passages: int = 8  # passages retrieved for a question, at most 3 of one file
+    ask_context_tokens: int = 3000  # what of them goes to a model (estimated at 4 characters a token)
+    ask_max_answer_tokens: int = 600
+    # Below this cosine similarity between the question and its best passage, nothing is relevant
+    # enough: the answer says so, and no model is asked (measured in tests/test_ask.py).
+    ask_min_similarity: float = 0.3
+    ask_daily_tokens: int = 200_000  # per user and UTC day, prompt and answer together; 0: no limit
+    rate_limit_asks: str = "20/minute"
+    # The provider's daily token quota for the whole deployment, for the "AI API quota usage above 80%"
+    # alert (knative/monitoring); 0: unknown, no alert.
+    ai_daily_quota_tokens: int = 0
     # Feature flags for a gradual rollout: "suggest_reminders=25%,hybrid_search=on" (on, off, N% of users).
     flags: str = ""
 

@@ -42,6 +42,15 @@ BATCH_SIZE = Histogram("batch_size", "Requests that one model call served togeth
                        buckets=(1, 2, 4, 8, 16, 32, 64))
 START_SECONDS = Gauge("cold_start_seconds", "Time the lifecycle start took (settings, pools, the stage's start)",
                       ["function"])
+# Generative providers (shared/ai.py): the design's counter, labelled by provider (gemini, openai);
+# `outcome` per try: ok, quota (429), error (another status), timeout (no answer).
+AI_CALLS = Counter("gemini_api_calls_total", "Calls to a generative AI provider, by provider and outcome",
+                   ["provider", "outcome"])
+AI_TOKENS = Counter("ai_tokens_total", "Tokens a provider counted, by kind (prompt, completion)", ["provider", "kind"])
+AI_QUOTA = Gauge("ai_quota_tokens_per_day", "The provider's daily token quota (AI_DAILY_QUOTA_TOKENS; 0: unknown)",
+                 ["provider"])
+ASK_SECONDS = Histogram("ask_duration_seconds", "Time an answer took, by phase: retrieval, generation", ["phase"],
+                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
 
 class QueueLength(Collector):

@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,7 @@ def stack(fcm, gcs, otlp):
         "BATCH_WAIT_MS": "15",
         # No test is throttled by accident; tests/test_api_abuse.py tries the limits on an app of its own.
         "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute",
+        "RATE_LIMIT_ASKS": "100000/minute",
         # Every process exports its spans to the loopback collector, soon after they end (tests/test_tracing.py).
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}, containers=CONTAINERS)
     s.start()
@@ -77,6 +79,24 @@ def sql(stack):
             return cur.fetchall() if cur.description else cur.rowcount
 
         yield run
+
+
+@contextmanager
+def in_process(stack, **settings):
+    """The API in this process, on the stack's database, blobs and broker, with settings of its own."""
+    from fastapi.testclient import TestClient
+
+    from api.app import app
+    from api.deps import Api
+    api = Api()
+    api.runtime.start(Settings(**{"database_url": stack.database_url, "data_dir": stack.data_dir, "auth_mode": "dev",
+                          "K_SINK": stack.broker_url, **settings}))
+    app.state.api = api  # what the lifespan does; the app module is shared, so it is undone below
+    try:
+        yield TestClient(app)
+    finally:
+        del app.state.api
+        api.runtime.stop()
 
 
 class User:
@@ -157,6 +177,13 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{name:18} {files:5d} {before:7.2f} {now:6.2f} {clusters:8d} {noise:5d}")
     for r in (r for reports in terminalreporter.stats.values() for r in reports if getattr(r, "when", "") == "call"):
         for key, m in r.user_properties:
+            if key == "ask_quality":  # tests/test_ask.py: the extractive answer on labelled questions
+                terminalreporter.section("asking without a model: labelled questions (tests/test_ask.py)")
+                for question, where, right_file, holds, answer in m:
+                    terminalreporter.write_line(f"{'✓' if right_file else '✗'} file {'✓' if holds else '✗'} words  "
+                                                f"{where:10} {question:45} {answer}")
+                terminalreporter.write_line(f"right file first: {sum(r[2] for r in m)}/{len(m)}, answering "
+                                            f"sentence: {sum(r[3] for r in m)}/{len(m)}")
             if key == "load":  # tests/test_load.py: measured, never asserted
                 terminalreporter.section("load on loopback (tests/test_load.py)")
                 ms = lambda d: "/".join(f"{v:.0f}" for v in d.values())  # noqa: E731

@@ -171,3 +171,133 @@ class OTLPReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- generative AI providers ----------------------------------------------------------------------------
+
+# The providers' own error bodies: Gemini's google.rpc.Status, OpenAI's {"error": {message, type, code}}.
+GEMINI_QUOTA = (429, {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+                                "message": "Resource has been exhausted (e.g. check quota)."}})
+GEMINI_OVERLOADED = (503, {"error": {"code": 503, "status": "UNAVAILABLE",
+                                     "message": "The model is overloaded. Please try again later."}})
+GEMINI_INTERNAL = (500, {"error": {"code": 500, "status": "INTERNAL", "message": "An internal error has occurred."}})
+OPENAI_QUOTA = (429, {"error": {"message": "You exceeded your current quota, please check your plan and billing "
+                                "details.", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})
+OPENAI_SERVER = (500, {"error": {"message": "The server had an error while processing your request. Sorry about that!",
+                                 "type": "server_error", "param": None, "code": None}})
+OPENAI_OVERLOADED = (503, {"error": {"message": "The engine is currently overloaded, please try again later.",
+                                     "type": "server_error", "param": None, "code": None}})
+
+
+class FakeAI:
+    """A loopback server speaking Gemini's generateContent and streamGenerateContent (alt=sse) and OpenAI's
+    chat completions (streaming included), as the google-genai and openai SDKs call them. `script` lists
+    errors (status, body) the next requests get, whichever protocol; `requests` keeps every request
+    (protocol, path, headers, JSON body); `answer(prompt)` writes the reply (by default the first
+    sentence of passage 1, cited, and a citation of a passage that does not exist); `delay` stalls."""
+
+    def __init__(self):
+        self.script: list[tuple[int, dict]] = []
+        self.requests: list[dict] = []
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.answer = self.quote_first_passage
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                protocol = "openai" if self.path.endswith("/chat/completions") else "gemini"
+                with fake.lock:
+                    fake.requests.append({"protocol": protocol, "path": self.path, "headers": dict(self.headers),
+                                          "body": body})
+                    scripted = fake.script.pop(0) if fake.script else None
+                time.sleep(fake.delay)
+                if scripted:
+                    return self.json(*scripted)
+                prompt = fake.prompt_of(protocol, body)
+                words = fake.answer(prompt).split(" ")
+                pieces = [" ".join(words[i:i + 3]) + (" " if i + 3 < len(words) else "")
+                          for i in range(0, len(words), 3)]
+                usage = (len(prompt) // 4, len(words))
+                if protocol == "openai":
+                    return self.openai(body, pieces, usage)
+                return self.gemini("streamGenerateContent" in self.path, pieces, usage)
+
+            def gemini(self, stream, pieces, usage):
+                def chunk(text, last):
+                    out = {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}],
+                           "modelVersion": "gemini-test"}
+                    if last:
+                        out["candidates"][0]["finishReason"] = "STOP"
+                        out["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1],
+                                                "totalTokenCount": sum(usage)}
+                    return out
+                if not stream:
+                    return self.json(200, chunk("".join(pieces), True))
+                self.events([chunk(p, i == len(pieces) - 1) for i, p in enumerate(pieces)], done=False)
+
+            def openai(self, body, pieces, usage):
+                base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body.get("model", "")}
+                counted = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+                if not body.get("stream"):
+                    return self.json(200, base | {"object": "chat.completion", "usage": counted, "choices": [
+                        {"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "".join(pieces)}}]})
+                chunks = [base | {"object": "chat.completion.chunk", "choices": [
+                    {"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+                chunks.append(base | {"object": "chat.completion.chunk", "choices": [
+                    {"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append(base | {"object": "chat.completion.chunk", "choices": [], "usage": counted})
+                self.events(chunks, done=True)
+
+            def events(self, chunks, done):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for c in chunks:
+                    self.chunk(f"data: {json.dumps(c)}\r\n\r\n".encode())
+                if done:
+                    self.chunk(b"data: [DONE]\n\n")
+                self.chunk(b"")
+
+            def chunk(self, data: bytes):
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def json(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def prompt_of(protocol: str, body: dict) -> str:
+        if protocol == "openai":
+            return "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+        return "\n".join(p.get("text", "") for c in body["contents"] for p in c["parts"])
+
+    @staticmethod
+    def quote_first_passage(prompt: str) -> str:
+        passage = prompt.split('<passage n="1"', 1)[1].split(">", 1)[1].split("</passage>")[0].strip()
+        return f"Your files say: {passage.split('.')[0].strip()} [1]. Also [7]."
+
+    def prompts(self) -> list[str]:
+        with self.lock:
+            return [self.prompt_of(r["protocol"], r["body"]) for r in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()

@@ -9,20 +9,15 @@ import hmac
 import json
 import time
 import uuid
-from contextlib import contextmanager
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 from google.auth import crypt, jwt
 from test_auth import PROJECT, _key_and_cert, firebase  # noqa: F401  (the loopback certificate server)
 
-from api.app import app
-from api.deps import Api
-from shared.config import Settings
 from shared.problems import MEDIA_TYPE
 
-from conftest import UPLOAD_LIMIT
+from conftest import UPLOAD_LIMIT, in_process
 
 
 def problem(r: httpx.Response, status: int) -> dict:
@@ -32,20 +27,6 @@ def problem(r: httpx.Response, status: int) -> dict:
     body = r.json()
     assert body["type"] == "about:blank" and body["status"] == status and body["title"] and body["detail"]
     return body
-
-
-@contextmanager
-def in_process(stack, **settings):
-    """The API in this process, on the stack's database, blobs and broker, with settings of its own."""
-    api = Api()
-    api.runtime.start(Settings(**{"database_url": stack.database_url, "data_dir": stack.data_dir, "auth_mode": "dev",
-                          "K_SINK": stack.broker_url, **settings}))
-    app.state.api = api  # what the lifespan does; the app module is shared, so it is undone below
-    try:
-        yield TestClient(app)
-    finally:
-        del app.state.api
-        api.runtime.stop()
 
 
 # --- someone else's things ------------------------------------------------------------------------
