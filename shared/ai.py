@@ -75,10 +75,11 @@ class Provider:
                 self._client = self.connect()
             return self._client
 
-    def stream(self, system: str, prompt: str, max_tokens: int, usage: Usage) -> Iterator[str]:
-        """The answer's text as it is written; `usage` is filled in as the provider reports it. Transient
-        errors are retried until the first piece arrives; after that an error ends the answer."""
-        pieces = self.retrying(lambda: self._first(system, prompt, max_tokens, usage))
+    def stream(self, system: str, prompt: str, max_tokens: int, usage: Usage, whole: bool = False) -> Iterator[str]:
+        """The answer's text as it is written (`whole`: in one piece, from the provider's non-streaming
+        call); `usage` is filled in as the provider reports it. Transient errors are retried until the
+        first piece arrives; after that an error ends the answer."""
+        pieces = self.retrying(lambda: self._first(system, prompt, max_tokens, usage, whole))
         try:
             yield from pieces
         except Exception as e:
@@ -90,11 +91,11 @@ class Provider:
 
     def complete(self, system: str, prompt: str, max_tokens: int) -> tuple[str, Usage]:
         usage = Usage()
-        return "".join(self.stream(system, prompt, max_tokens, usage)), usage
+        return "".join(self.stream(system, prompt, max_tokens, usage, whole=True)), usage
 
-    def _first(self, system, prompt, max_tokens, usage) -> Iterator[str]:
+    def _first(self, system, prompt, max_tokens, usage, whole) -> Iterator[str]:
         """Start a call and wait for its first piece, so that errors before any text can be retried."""
-        it = self.pieces(system, prompt, max_tokens, usage)
+        it = self.pieces(system, prompt, max_tokens, usage, whole)
         try:
             first = next(it)
         except StopIteration:
@@ -139,7 +140,7 @@ class Provider:
     def connect(self):
         raise NotImplementedError
 
-    def pieces(self, system: str, prompt: str, max_tokens: int, usage: Usage) -> Iterator[str]:
+    def pieces(self, system: str, prompt: str, max_tokens: int, usage: Usage, whole: bool) -> Iterator[str]:
         raise NotImplementedError
 
     def status(self, e: BaseException) -> int:
@@ -160,11 +161,13 @@ class Gemini(Provider):
         return genai.Client(api_key=self.key, http_options=types.HttpOptions(
             base_url=self.base_url or None, timeout=int(self.timeout * 1000)))
 
-    def pieces(self, system, prompt, max_tokens, usage):
+    def pieces(self, system, prompt, max_tokens, usage, whole):
         from google.genai import types
         config = types.GenerateContentConfig(system_instruction=system, max_output_tokens=max_tokens,
                                              temperature=0.2)
-        for chunk in self.client.models.generate_content_stream(model=self.model, contents=prompt, config=config):
+        call = self.client.models.generate_content if whole else self.client.models.generate_content_stream
+        chunks = call(model=self.model, contents=prompt, config=config)
+        for chunk in [chunks] if whole else chunks:
             if meta := chunk.usage_metadata:
                 usage.prompt = meta.prompt_token_count or usage.prompt
                 usage.completion = meta.candidates_token_count or usage.completion
@@ -189,11 +192,18 @@ class OpenAICompatible(Provider):
         return openai.OpenAI(api_key=self.key or "none", base_url=self.base_url or None, timeout=self.timeout,
                              max_retries=0)
 
-    def pieces(self, system, prompt, max_tokens, usage):
+    def pieces(self, system, prompt, max_tokens, usage, whole):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+        if whole:
+            reply = self.client.chat.completions.create(model=self.model, max_tokens=max_tokens, temperature=0.2,
+                                                        messages=messages)
+            if reply.usage:
+                usage.prompt, usage.completion = reply.usage.prompt_tokens, reply.usage.completion_tokens
+            yield reply.choices[0].message.content or ""
+            return
         stream = self.client.chat.completions.create(
             model=self.model, max_tokens=max_tokens, temperature=0.2, stream=True,
-            stream_options={"include_usage": True},
-            messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}])
+            stream_options={"include_usage": True}, messages=messages)
         for chunk in stream:
             if chunk.usage:
                 usage.prompt, usage.completion = chunk.usage.prompt_tokens, chunk.usage.completion_tokens

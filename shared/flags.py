@@ -21,6 +21,8 @@ from shared.metrics import FLAG_EVALUATIONS
 DEFAULTS = {
     "suggest_reminders": True,  # the suggest stage proposes reminders from dates in a file's text
     "hybrid_search": True,  # search fuses vector and full-text rankings; off: vector ranking alone
+    # suggested reminders' titles written by the ASK_PROVIDER model (the sentence goes to it); off: trimmed
+    "ai_reminder_titles": False,
 }
 
 STATE = re.compile(r"(on|off|(\d{1,3}(?:\.\d+)?)%)")

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from api import answers
+from functions.suggest.main import key_phrase, written_title
 from local import cli
 from shared import ai
 from shared.config import Settings
@@ -98,6 +99,8 @@ def test_a_provider_streams_through_its_sdk_with_usage_and_offers_no_tools(serve
     # The non-streaming call too (reminder titles use it).
     text, usage = provider.complete("Title it.", PROMPT, 20)
     assert text.startswith("Your files say") and usage.completion > 0
+    path = served.requests[1]["path"]
+    assert path.endswith(":generateContent") if name == "gemini" else served.requests[1]["body"].get("stream") is None
 
 
 @pytest.mark.parametrize("name,errors", [("gemini", [GEMINI_OVERLOADED, GEMINI_INTERNAL]),
@@ -125,6 +128,17 @@ def test_a_provider_that_does_not_answer_in_time_is_a_timeout(served):
     with pytest.raises(ai.ProviderError) as e:
         made("openai", served, ask_timeout_seconds=0.5).complete(answers.SYSTEM, PROMPT, 100)
     assert e.value.status == 0 and len(served.requests) == 3 and time.monotonic() - began < 20
+
+
+@pytest.mark.parametrize("name", ["gemini", "openai"])
+def test_a_suggested_reminder_gets_a_title_written_by_the_provider_or_its_key_phrase(served, name):
+    sentence = "Dentist on Friday at 3pm, bring the insurance card."
+    served.answer = lambda prompt: '"Dentist: bring the insurance card."\n'
+    assert written_title(made(name, served), sentence) == "Dentist: bring the insurance card"
+    assert "<sentence>" + sentence in served.prompts()[0]
+    served.script[:] = [GEMINI_INTERNAL] * 3  # a provider that fails leaves the key phrase
+    assert written_title(made(name, served), sentence) is None
+    assert key_phrase(sentence, "on Friday at 3pm") == "Dentist, bring the insurance card"
 
 
 # --- answers from the stack -----------------------------------------------------------------------------

@@ -24,8 +24,9 @@ BUDGET = "mindspace:job_duration_budget_seconds"
 
 # The metric names of issue 12 (shared/observability.py); a histogram also has _bucket, _sum, _count.
 METRICS = {"jobs_processed_total", "queue_length", "file_upload_bytes_total", "events_dead_lettered_total",
-           "cold_starts_total", "feature_flag_evaluations_total"}
-HISTOGRAMS = {"job_duration_seconds", "api_request_duration_seconds", "model_load_seconds"}
+           "cold_starts_total", "feature_flag_evaluations_total",
+           "gemini_api_calls_total", "ai_tokens_total", "ai_quota_tokens_per_day"}  # issue 20's AI metrics
+HISTOGRAMS = {"job_duration_seconds", "api_request_duration_seconds", "model_load_seconds", "ask_duration_seconds"}
 ALLOWED = METRICS | HISTOGRAMS | {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")}
 NOT_METRICS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m", "$stage": ".*"}

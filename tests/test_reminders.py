@@ -105,7 +105,7 @@ def test_a_note_with_a_future_date_gets_a_suggested_reminder_and_accepting_sched
     due = datetime.fromisoformat(s["due_at"]).astimezone(ZoneInfo("Europe/Berlin"))
     assert s["status"] == "suggested" and (due.weekday(), due.hour, due.minute) == (4, 15, 0)
     assert timedelta(0) < due - datetime.now(UTC) <= timedelta(days=14)
-    assert "dentist" in s["title"] and s["file_id"] == f["id"] and "dentist next Friday" in s["passage"]
+    assert s["title"] == "Dentist" and s["file_id"] == f["id"] and "dentist next Friday" in s["passage"]
     assert [r["id"] for r in user.http.get("/v1/reminders", params={"status": "suggested"}).json()] == [s["id"]]
     accepted = user.http.patch(f"/v1/reminders/{s['id']}", json={"status": "scheduled"}).json()
     assert accepted["status"] == "scheduled" and accepted["next_at"] == accepted["due_at"]

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.suggest.main import dates
+from functions.suggest.main import dates, key_phrase
 from shared import schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -88,3 +88,17 @@ def test_a_day_without_a_time_is_suggested_at_nine_also_on_the_day_the_clocks_ch
     (_, when), = dates("The invoice is due 29 March.", base, "Europe/Berlin")
     local = when.astimezone(BERLIN)
     assert (local.month, local.day, local.hour, local.minute) == (3, 29, 9, 0)
+
+
+@pytest.mark.parametrize("sentence,title", [
+    ("Remember: dentist next Friday at 3pm.", "Dentist"),
+    ("Dentist on Friday at 3pm, bring the insurance card.", "Dentist, bring the insurance card"),
+    ("The invoice is due 12 March.", "The invoice is due"),
+    ("We need to book the ferry by Monday", "Book the ferry"),
+    ("Meeting with Sarah on Tuesday at 10am in the library", "Meeting with Sarah in the library"),
+    ("Don't forget to call the bank tomorrow about the mortgage renewal and the new savings account rates",
+     "Call the bank about the mortgage renewal and the new…"),
+])
+def test_a_suggested_reminders_title_is_its_sentence_trimmed_to_the_key_phrase(sentence, title):
+    (phrase, _), *_ = dates(sentence, datetime(2026, 12, 3, 12, tzinfo=UTC), "UTC")
+    assert key_phrase(sentence, phrase) == title
