@@ -7,7 +7,10 @@ range; hybrid, plain and tag-filtered) it prints p50/p95 latency as the client s
 the files returned against an exact scan in numpy (the same model's query vector, the same filters),
 and whether a filtered page holds every hit that exists (min(10, files matching)). Then the levers at
 the query layer, in this process: iterative index scan alone, exact scan alone, and the policy
-api/search.py follows, per filter.
+api/search.py follows, per filter. Then asking (POST /v1/ask, extractive) on the same database: a third
+user holds 10k chunks, so the answer's latency is measured at 10k and at 100k chunks, through the API
+and, in this process, per phase (retrieval: the question embedded and the passages ranked; answering:
+the sentences ranked with the same model).
 
     make bench            # or: .venv/bin/python bench/bench_search.py [--chunks 100000] [--queries 100]
 """
@@ -27,7 +30,7 @@ from psycopg.rows import dict_row
 
 from common import emit, options, peak_mib
 
-USER, OTHER, DIM, PER_FILE = "bench", "bench-other", 384, 4
+USER, OTHER, SMALL, DIM, PER_FILE = "bench", "bench-other", "bench-10k", 384, 4
 TOPICS = ("garden tomatoes and basil", "household budget and savings", "piano practice", "travel to Norway",
           "invoice from the plumber", "river fishing trip", "lighthouse photography", "farmers market",
           "guitar chords", "mortgage interest rate", "violin lessons", "harbour ferry timetable",
@@ -94,7 +97,8 @@ def percentiles(times: list[float]) -> dict[str, float]:
 def start_api(stack, port: int) -> subprocess.Popen:
     from local.stack import ROOT, serve_argv
 
-    env = stack.env("api") | {"RATE_LIMIT_SEARCHES": "1000000/minute", "LOG_FORMAT": "json"}
+    env = stack.env("api") | {"RATE_LIMIT_SEARCHES": "1000000/minute", "RATE_LIMIT_ASKS": "1000000/minute",
+                              "LOG_FORMAT": "json"}
     proc = subprocess.Popen(serve_argv("api", "127.0.0.1", port), env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(600):
@@ -142,6 +146,7 @@ def main() -> None:
             conn.execute("DROP INDEX IF EXISTS chunks_embedding")  # building it once is faster than growing it
             data = load(conn, USER, args.chunks // PER_FILE, centres, rng, meta=True)
             load(conn, OTHER, args.chunks // PER_FILE // 5, centres, rng, meta=False)
+            load(conn, SMALL, 10_000 // PER_FILE, centres, rng, meta=False)
             conn.execute("SET maintenance_work_mem = '2GB'")
             conn.execute("CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)")
             # As autovacuum leaves a live database: hint bits set and the visibility map written, so index-only
@@ -201,6 +206,7 @@ def main() -> None:
                       + (f"recall@10 {row['recall']:.3f}  " if recall else "")
                       + f"full pages {row['complete']:.2f}  (files matching {row['matching']:.1%})")
         results["levers"] = levers(pool, data, queries[:50], kind, cfg.search_ef, search)  # 50: within 15 min
+        results["ask"] = asking(port, pool, cfg, texts[:50], {"10k": SMALL, f"{args.chunks // 1000}k": USER})
         results["peak_mib"] = peak_mib()[0]
     finally:
         if api is not None:
@@ -209,6 +215,46 @@ def main() -> None:
         stack.stop()
     print("  goals: p95 <= 25 ms, recall@10 >= 0.95, every filtered page full")
     emit(args, results)
+
+
+def asking(port: int, pool, cfg, texts: list[str], users: dict[str, str]) -> dict:
+    """POST /v1/ask (extractive) per library size: p50/p95 through the API, and per phase in this process
+    with the API's own code (api/answers.py) and its ONNX query embedder."""
+    from api import answers
+    from shared import languages
+    from shared.models import embedder
+
+    onnx = embedder(cfg.embed_model, "cpu", cfg.embed_batch_size, 0, "onnx", cfg.embed_onnx_path)
+    out = {}
+    for size, user in users.items():
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer dev:{user}"},
+                          timeout=30) as client:
+            for text in texts[:10]:  # warm: the model, the plans, the pages
+                client.post("/v1/ask", json={"question": text}).raise_for_status()
+            times = []
+            for text in texts:
+                t = time.perf_counter()
+                client.post("/v1/ask", json={"question": text}).raise_for_status()
+                times.append(time.perf_counter() - t)
+        retrieval, answering = [], []
+        for text in texts:
+            t = time.perf_counter()
+            vector = onnx.run([text])[0]
+            with pool.connection() as c:
+                found = answers.retrieve(c, user, text, vector, {}, cfg.ask_passages, flag_spec="",
+                                         default_languages=languages.from_tesseract(cfg.ocr_languages))
+            cited = [p | {"n": n} for n, p in enumerate(answers.pack(found, cfg.ask_context_tokens), 1)]
+            retrieval.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            answers.extract(text, vector, cited, onnx.run, cfg.ask_min_similarity)
+            answering.append(time.perf_counter() - t)
+        out[size] = {"api": percentiles(times), "retrieval": percentiles(retrieval),
+                     "answering": percentiles(answering), "questions": len(texts)}
+        print(f"  ask at {size:>4} chunks: POST /v1/ask p50 {out[size]['api']['p50']:.1f} ms p95 "
+              f"{out[size]['api']['p95']:.1f} ms; retrieval p50/p95 {out[size]['retrieval']['p50']:.1f}/"
+              f"{out[size]['retrieval']['p95']:.1f} ms, extractive answer {out[size]['answering']['p50']:.1f}/"
+              f"{out[size]['answering']['p95']:.1f} ms")
+    return out
 
 
 def levers(pool, data, queries, kind, ef: int, search) -> dict:

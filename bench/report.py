@@ -499,5 +499,17 @@ def section_search(r: dict, img: Path) -> list[str]:
             "", "| filter | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for k, row in levers.items():
         out.append(f"| {k} | " + " | ".join(f"{row[n]['p95']:.1f} ms, {row[n]['recall']:.3f}" for n in names) + " |")
+    if ask := r.get("ask"):
+        out += ["", "### Asking on the same database", "",
+                "`POST /v1/ask` without a model (ASK_PROVIDER=extractive): the question embedded, the passages "
+                "ranked (hybrid, per passage), the answering sentences ranked by the same model. Through the API "
+                "as the client sees it, and per phase in the benchmark's process with the API's code "
+                f"({next(iter(ask.values()))['questions']} questions each; a library of 10k chunks is a third "
+                "user's).", "",
+                "| library | POST /v1/ask p50 / p95 ms | retrieval p50 / p95 ms | extractive answer p50 / p95 ms |",
+                "|---|---|---|---|"]
+        for size, v in ask.items():
+            out.append(f"| {size} chunks | " + " | ".join(f"{v[k]['p50']:.1f} / {v[k]['p95']:.1f}"
+                                                       for k in ("api", "retrieval", "answering")) + " |")
     return out + [""]
 

@@ -33,7 +33,8 @@ def test_the_documented_example_parses():
     ("suggest_reminders=-5%", "name=N%"),
     ("suggest_reminders=maybe", "name=on, name=off or name=N%"),
     ("suggest_reminders", "name=on, name=off or name=N%"),
-    ("sugest_reminders=on", "unknown flag 'sugest_reminders'; known flags: hybrid_search, suggest_reminders"),
+    ("sugest_reminders=on",
+     "unknown flag 'sugest_reminders'; known flags: ai_reminder_titles, hybrid_search, suggest_reminders"),
     ("hybrid_search=on,hybrid_search=off", "given twice"),
 ])
 def test_a_malformed_flags_setting_is_refused_at_start_saying_why(spec, says):
