@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     gemini_base_url: str = ""  # a proxy, or a test server; empty: Google's endpoint
     openai_api_key: str = ""
     openai_base_url: str = ""  # empty: api.openai.com
-    ask_timeout_seconds: float = 60
+    ask_timeout_seconds: float = 30  # per try; the API Service's timeoutSeconds (300) covers 4 tries
     ask_retries: int = 3  # transient provider errors retried with backoff, before the answer's first word
     ask_passages: int = 8  # passages retrieved for a question, at most 3 of one file
     ask_context_tokens: int = 3000  # what of them goes to a model (estimated at 4 characters a token)
