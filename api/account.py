@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
@@ -29,6 +29,8 @@ class Settings(BaseModel):
     backup_bucket: str | None = None
     # ISO 639-1 codes: Tesseract's packs for their images and PDFs, the stemmers their searches use.
     languages: list[str] | None = Field(None, description="null: the deployment's OCR_LANGUAGES")
+    # The local time (timezone's) the daily digest comes at; null: no digest (GET /v1/digest shows it anyway).
+    digest_at: time | None = None
 
 
 class SettingsChange(BaseModel):
@@ -41,6 +43,12 @@ class SettingsChange(BaseModel):
     backup_bucket: str | None = Field(None, examples=["my-mindspace-backup"], description="null: no backup")
     languages: list[str] | None = Field(None, max_length=10, examples=[["en", "de", "fr"]],
                                         description="ISO 639-1 codes, first the most used; null: the deployment's")
+    digest_at: time | None = Field(None, examples=["07:30"], description="local time of the daily digest; null: off")
+
+    @field_validator("digest_at")
+    @classmethod
+    def whole_minute(cls, v):
+        return v and v.replace(second=0, microsecond=0, tzinfo=None)
 
     @field_validator("timezone")
     @classmethod
@@ -70,8 +78,8 @@ class SettingsChange(BaseModel):
 
 
 def user_settings(c, user: str) -> Settings:
-    row = c.execute("SELECT timezone, notify_on_ready, backup_bucket, languages FROM user_settings WHERE user_id = %s",
-                    (user,)).fetchone()
+    row = c.execute("SELECT timezone, notify_on_ready, backup_bucket, languages, digest_at FROM user_settings"
+                    " WHERE user_id = %s", (user,)).fetchone()
     return Settings(**row) if row else Settings()
 
 
@@ -85,12 +93,12 @@ def put_settings(change: SettingsChange, user: User, c: DB) -> Settings:
     merged = user_settings(c, user).model_copy(update={k: getattr(change, k) for k in change.model_fields_set})
     ensure_user(c, user)
     c.execute(
-        """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket, languages)
-           VALUES (%s, %s, %s, %s, %s)
+        """INSERT INTO user_settings (user_id, timezone, notify_on_ready, backup_bucket, languages, digest_at)
+           VALUES (%s, %s, %s, %s, %s, %s)
            ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone,
                notify_on_ready = excluded.notify_on_ready, backup_bucket = excluded.backup_bucket,
-               languages = excluded.languages, updated_at = now()""",
-        (user, merged.timezone, merged.notify_on_ready, merged.backup_bucket, merged.languages))
+               languages = excluded.languages, digest_at = excluded.digest_at, updated_at = now()""",
+        (user, merged.timezone, merged.notify_on_ready, merged.backup_bucket, merged.languages, merged.digest_at))
     c.commit()
     return merged
 

@@ -52,6 +52,7 @@ class Hit(BaseModel):
     locator: dict  # {"page": 3} in a PDF, {"start_s": …, "end_s": …} in a recording
     score: float  # the fused reciprocal-rank score (higher is better)
     matched_by: list[str]  # "vector", "text" or both
+    copies: int = 0  # near-duplicates of this file that the search shows as this one hit
 
 
 class SearchResult(BaseModel):

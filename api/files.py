@@ -49,8 +49,14 @@ class File(BaseModel):
     sha256: str
     status: str
     status_reason: str | None
-    created_at: Any
+    created_at: Any  # uploaded
+    # When it was captured: what its content says (a photo's EXIF, a PDF's creation date, a recording's
+    # creation_time, an e-mail's Date), else the upload time; the search's since/until read it.
+    captured_at: Any
     ready_at: Any
+    # The earliest file of its near-duplicate group (the same note edited, the same photo re-encoded), if
+    # it is a copy; GET /v1/duplicates lists the groups.
+    duplicate_of: uuid.UUID | None = None
     stages: dict[str, Stage] = {}
     # How the text was obtained: the extracting stage's record (method, pages, confidence, language …).
     extraction: dict | None = None
@@ -200,6 +206,10 @@ def delete_file(file_id: uuid.UUID, user: User, c: DB, api: Runtime) -> Response
     backup = c.execute("SELECT uri FROM backups WHERE file_id = %s AND user_id = %s", (file_id, user)).fetchone()
     # Suggestions go with the file; reminders the user set or accepted stay, unpinned (ON DELETE SET NULL).
     c.execute("DELETE FROM reminders WHERE file_id = %s AND user_id = %s AND status = 'suggested'", (file_id, user))
+    # A group of near-duplicates outlives its root: its next earliest copy becomes the root.
+    c.execute("""WITH heir AS (SELECT id FROM files WHERE duplicate_of = %(f)s ORDER BY created_at, id LIMIT 1)
+                 UPDATE files SET duplicate_of = nullif((SELECT id FROM heir), id) WHERE duplicate_of = %(f)s""",
+              {"f": file_id})
     c.execute("DELETE FROM file_stages WHERE file_id = %s", (file_id,))
     c.execute("DELETE FROM files WHERE id = %s", (file_id,))  # chunks, tags, backups go with it (cascade)
     # Announced before the commit: if the broker cannot take it, nothing is deleted and the caller retries.

@@ -8,15 +8,11 @@ from typing import Any
 
 from shared import flags, languages
 
+# The index's scan policy lives with the related files' look-up, which follows it too.
+from shared.neighbours import EXACT_BELOW, ITERATIVE_SCAN, SCAN_TUPLES, iterative_scans
+
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
-# A filter that leaves fewer files than this is searched exactly: cheaper than the index scan, and
-# right where the index is not (a filter far from the query, such as another topic's cluster: the
-# iterative scan's recall fell to 0.70 there). Measured in bench/bench_search.py.
-EXACT_BELOW = 1_000
-ITERATIVE_SCAN = "strict_order"  # the rows come in distance order, as the fusion needs them
-SCAN_TUPLES = 20_000  # pgvector's hnsw.max_scan_tuples: how far an iterative scan goes before giving up
-_ITERATIVE: dict[str, bool] = {}  # server (dsn) -> whether its pgvector scans iteratively
 FILTERS = ("kind", "cluster", "since", "until", "tag")
 
 # Only the filters asked for go into the SQL: "($x IS NULL OR …)" clauses leave the planner a generic
@@ -24,8 +20,9 @@ FILTERS = ("kind", "cluster", "since", "until", "tag")
 CONDITIONS = {
     "kind": "f.category = %(kind)s",
     "cluster": "f.cluster_id = %(cluster)s",
-    "since": "f.created_at >= %(since)s",
-    "until": "f.created_at < %(until)s",
+    # When it was captured (its EXIF, its PDF's creation date …, else its upload): what a person means by it.
+    "since": "f.captured_at >= %(since)s",
+    "until": "f.captured_at < %(until)s",
     "tag": "EXISTS (SELECT 1 FROM tags t WHERE t.file_id = f.id AND t.user_id = %(u)s"
            " AND t.name = lower(%(tag)s))",
 }
@@ -46,16 +43,6 @@ def queries(args: dict) -> dict[str, str]:
         # Files, not chunks: 4 times fewer rows, and the indexes on files serve every filter.
         "few": f"SELECT count(*) AS n FROM (SELECT 1 FROM files f WHERE f.user_id = %(u)s{filters} LIMIT %(k)s) AS m",  # nosec B608  # fixed fragments, bound values
     }
-
-
-def iterative_scans(c) -> bool:
-    """Whether the server's pgvector has iterative index scans (0.8 and later): asked once per server."""
-    key = c.info.dsn
-    if key not in _ITERATIVE:
-        row = c.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-        version = tuple(int(x) for x in row["extversion"].split(".")[:2]) if row else (0, 0)
-        _ITERATIVE[key] = version >= (0, 8)
-    return _ITERATIVE[key]
 
 
 def index_scan(c, args: dict, ef: int = 400) -> list[dict]:
@@ -135,10 +122,29 @@ def search(c, user: str, q: str, vector: Any, mode: str, filters: dict, limit: i
     args = {"u": user, "q": q, "v": vector, "k": (offset + limit) * WIDEN} | {k: filters.get(k) for k in FILTERS}
     if mode in ("hybrid", "text"):
         args |= config_args(c, user, default_languages)
-    page = fuse(rankings_for(c, args, mode, ef))[offset:offset + limit]
+    page, copies = one_per_group(c, fuse(rankings_for(c, args, mode, ef)), offset, limit)
     rows = {(r["file_id"], r["ord"]): r for r in c.execute(
         """SELECT c.file_id, c.ord, f.filename, f.media_type, c.text AS passage, c.locator
            FROM chunks c JOIN files f ON f.id = c.file_id
            WHERE c.user_id = %s AND (c.file_id, c.ord) IN (SELECT * FROM unnest(%s::uuid[], %s::int[]))""",
         (user, [k[0] for k, *_ in page], [k[1] for k, *_ in page])).fetchall()}
-    return [rows[k] | {"score": round(s, 5), "matched_by": by} for k, s, by in page if k in rows]
+    return [rows[k] | {"score": round(s, 5), "matched_by": by, "copies": copies.get(k[0], 0)}
+            for k, s, by in page if k in rows]
+
+
+def one_per_group(c, fused: list, offset: int, limit: int) -> tuple[list, dict]:
+    """The page with one hit per group of near-duplicates (its best-ranked member), and how many other
+    copies each hit's group holds."""
+    roots = {r["id"]: r["root"] for r in c.execute(
+        "SELECT id, coalesce(duplicate_of, id) AS root FROM files WHERE id = ANY(%s)", ([k[0] for k, *_ in fused],))}
+    seen, kept = set(), []
+    for hit in fused:
+        if (root := roots.get(hit[0][0], hit[0][0])) not in seen:
+            seen.add(root)
+            kept.append(hit)
+    page = kept[offset:offset + limit]
+    groups = [roots.get(k[0], k[0]) for k, *_ in page]
+    sizes = {r["root"]: r["n"] for r in c.execute(
+        """SELECT coalesce(duplicate_of, id) AS root, count(*) AS n FROM files
+           WHERE duplicate_of = ANY(%s) OR id = ANY(%s) GROUP BY 1""", (groups, groups))}
+    return page, {k[0]: sizes.get(roots.get(k[0], k[0]), 1) - 1 for k, *_ in page}

@@ -218,11 +218,16 @@ def pipeline_round(stack: Stack, conn, files, clients: int) -> dict:
     statuses = {r["status"]: r["n"] for r in conn.execute(
         "SELECT status, count(*) AS n FROM files WHERE id = ANY(%s::uuid[]) GROUP BY 1", (ids,))}
     stages, retried = stage_times(conn, ids)
+    # What near-duplicate detection (in the cluster stage) costs, against the stages' work on these files.
+    duplicates = conn.execute("""SELECT coalesce(sum((detail->>'duplicates_ms')::float), 0) / 1000 AS s
+                                 FROM file_stages WHERE file_id = ANY(%s::uuid[]) AND stage = 'cluster'""",
+                              (ids,)).fetchone()["s"]
     for name, (total, count) in after.items():
         if count > before.get(name, (0, 0))[1]:
             stages.setdefault(name, {"work": 0.0, "wait": 0.0, "runs": 0})
             stages[name]["handler"] = total - before.get(name, (0, 0))[0]
-    return {"seconds": elapsed, "statuses": statuses, "stages": stages, "retried": retried, "cpu": cpu}
+    return {"seconds": elapsed, "statuses": statuses, "stages": stages, "retried": retried, "cpu": cpu,
+            "duplicates_s": duplicates}
 
 
 def main() -> None:
@@ -314,6 +319,8 @@ def summarise(files, runs: dict[str, list]) -> dict:
             "pipeline_fpm": spread([n / p["seconds"] * 60 for p in runs["pipeline"]]),
             "direct_fpm": spread([n / d["seconds"] * 60 for d in runs["direct"]]),
             "ratio": spread(ratios),
+            "duplicates_share": spread([p["duplicates_s"] / max(1e-9, sum(s["work"] for s in p["stages"].values()))
+                                        for p in runs["pipeline"]]),
             "direct_steps": dict(steps), "cpu": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
             "stages": {k: dict(v) for k, v in sorted(stages.items())},
             "statuses": [p["statuses"] for p in runs["pipeline"]],

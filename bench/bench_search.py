@@ -59,10 +59,10 @@ def load(conn, user: str, files: int, centres: np.ndarray, rng, meta: bool) -> d
     cluster_ids = [conn.execute("INSERT INTO clusters (user_id, label, size) VALUES (%s, %s, 0) RETURNING id",
                                 (user, t)).fetchone()["id"] for t in TOPICS] if meta else []
     with conn.cursor().copy("COPY files (id, user_id, filename, media_type, category, size, sha256, blob_uri,"
-                            " status, created_at, cluster_id) FROM STDIN") as copy:
+                            " status, created_at, captured_at, cluster_id) FROM STDIN") as copy:
         for i, fid in enumerate(ids):
             copy.write_row((fid, user, f"n{i}.txt", "text/plain", "pdf" if pdf[i] else "text", 1, uuid.uuid4().hex * 2,
-                            "file:///x", "ready", created[i], cluster_ids[topic[i]] if meta else None))
+                            "file:///x", "ready", created[i], created[i], cluster_ids[topic[i]] if meta else None))
     vectors = unit(centres[topic].repeat(PER_FILE, axis=0) + rng.normal(scale=0.06, size=(files * PER_FILE, DIM)))
     with conn.cursor().copy("COPY chunks (file_id, ord, user_id, text, embedding) FROM STDIN") as copy:
         for n, v in enumerate(vectors):
@@ -207,6 +207,7 @@ def main() -> None:
                       + f"full pages {row['complete']:.2f}  (files matching {row['matching']:.1%})")
         results["levers"] = levers(pool, data, queries[:50], kind, cfg.search_ef, search)  # 50: within 15 min
         results["ask"] = asking(port, pool, cfg, texts[:50], {"10k": SMALL, f"{args.chunks // 1000}k": USER})
+        results["recall"] = recall_lookups(port, pool, data, rng)
         results["peak_mib"] = peak_mib()[0]
     finally:
         if api is not None:
@@ -215,6 +216,67 @@ def main() -> None:
         stack.stop()
     print("  goals: p95 <= 25 ms, recall@10 >= 0.95, every filtered page full")
     emit(args, results)
+
+
+def recall_lookups(port: int, pool, data: dict, rng, n: int = 50) -> dict:
+    """Issue 21's look-ups on the same library: GET /v1/files/{id}/related and GET /v1/duplicates through
+    the API, and the cluster stage's near-duplicate check of a new note (its MinHash bands against every
+    file's, then the candidates' signatures) in this process, rolled back. Every file gets its signature
+    first, and 2% of them a root, as the cluster stage would have left them."""
+    from functions.cluster import duplicates
+
+    started = time.perf_counter()
+    with pool.connection() as conn:
+        rows = conn.execute("SELECT file_id, string_agg(text, ' ' ORDER BY ord) AS t FROM chunks WHERE user_id = %s"
+                            " GROUP BY file_id", (USER,)).fetchall()
+        with conn.cursor().copy("COPY text_signatures (file_id, user_id, minhash) FROM STDIN") as sigs:
+            bands = []
+            for r in rows:
+                m = duplicates.signature(r["t"])
+                sigs.write_row((r["file_id"], USER, m.hashvalues.astype(np.uint64).tobytes()))
+                bands += [(USER, b, h, r["file_id"]) for b, h in enumerate(duplicates.bands(m))]
+        with conn.cursor().copy("COPY text_bands (user_id, band, hash, file_id) FROM STDIN") as copy:
+            for row in bands:
+                copy.write_row(row)
+        ids = data["ids"]
+        copies = rng.choice(len(ids), size=len(ids) // 50, replace=False)
+        conn.execute("UPDATE files f SET duplicate_of = v.root FROM unnest(%s::uuid[], %s::uuid[]) AS v(id, root)"
+                     " WHERE f.id = v.id", ([ids[i] for i in copies], [ids[(i + 1) % len(ids)] for i in copies]))
+        conn.execute("VACUUM ANALYZE text_bands")
+        conn.execute("VACUUM ANALYZE text_signatures")
+    prepared = time.perf_counter() - started
+    sample = [ids[i] for i in rng.choice(len(ids), size=n, replace=False)]
+    out = {"signatures_s": prepared}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer dev:{USER}"},
+                      timeout=30) as client:
+        for name, path in (("related", lambda f: f"/v1/files/{f}/related"), ("duplicates", lambda f: "/v1/duplicates")):
+            for f in sample[:10]:  # warm
+                client.get(path(f)).raise_for_status()
+            times = []
+            for f in sample:
+                t = time.perf_counter()
+                client.get(path(f)).raise_for_status()
+                times.append(time.perf_counter() - t)
+            out[name] = percentiles(times)
+    checks = []
+    with pool.connection() as conn:
+        for i, f in enumerate(sample):
+            text = conn.execute("SELECT string_agg(text, ' ') AS t FROM chunks WHERE file_id = %s",
+                                (f,)).fetchone()["t"]
+            fid = uuid.uuid4()
+            with conn.transaction(force_rollback=True):
+                conn.execute("INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)"
+                             " VALUES (%s, %s, 'new.md', 'text/markdown', 'text', 1, %s, 'file:///x')",
+                             (fid, USER, uuid.uuid4().hex * 2))
+                t = time.perf_counter()
+                duplicates.find(conn, {"id": fid, "user_id": USER}, text + f" edited {i}", None)
+                checks.append(time.perf_counter() - t)
+    out["check"] = percentiles(checks)
+    print(f"  at {len(ids) * PER_FILE // 1000}k chunks: related p50/p95 {out['related']['p50']:.1f}/"
+          f"{out['related']['p95']:.1f} ms, duplicates list {out['duplicates']['p50']:.1f}/"
+          f"{out['duplicates']['p95']:.1f} ms, a new note's near-duplicate check {out['check']['p50']:.1f}/"
+          f"{out['check']['p95']:.1f} ms (signatures of {len(ids)} files made in {prepared:.0f} s)")
+    return out
 
 
 def asking(port: int, pool, cfg, texts: list[str], users: dict[str, str]) -> dict:

@@ -134,6 +134,7 @@ class NotificationKind(StrEnum):
     reminder = "reminder"
     file_ready = "file.ready"
     file_failed = "file.failed"
+    digest = "digest"
 
 
 class NotificationRequested(EventData):

@@ -9,12 +9,14 @@ caller can announce a transition once.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from uuid import UUID
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from events import catalogue
+from shared import dates
 
 
 def owned_file(conn: Connection, file_id: UUID, user_id: str) -> dict | None:
@@ -37,6 +39,15 @@ def hold(conn: Connection, file_id: UUID) -> bool:
     by side). Every writer takes the file first, then its stage records, as the API's delete does (FOR
     UPDATE): in any other order a stage finishing and a delete of its file deadlock. False if it is gone."""
     return conn.execute("SELECT 1 FROM files WHERE id = %s FOR KEY SHARE", (file_id,)).fetchone() is not None
+
+
+def captured(conn: Connection, file_id: UUID, when: datetime) -> bool:
+    """When the file's content says it was captured, where that is plausible (dates.plausible); False,
+    and the upload time stands, otherwise."""
+    if not dates.plausible(when):
+        return False
+    conn.execute("UPDATE files SET captured_at = %s WHERE id = %s", (when, file_id))
+    return True
 
 
 def stage_started(conn: Connection, file_id: UUID, stage: str) -> None:

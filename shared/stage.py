@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -58,13 +59,15 @@ class AlreadyConsumed(Exception):
 
 
 class Context:
-    """What a stage gets beside the event: settings, blobs, the file's row, a transaction, and `detail`,
-    which lands in the file's stage record."""
+    """What a stage gets beside the event: settings, blobs, the file's row, a transaction, `detail`,
+    which lands in the file's stage record, and `captured_at`, when the content says it was captured
+    (a photo's EXIF, a PDF's creation date), which becomes the file's where plausible."""
 
     def __init__(self, cfg: Settings, blobs: BlobStore, pool: Any, event: wire.CloudEvent | None,
                  file: dict | None = None, key: tuple | None = None):
         self.cfg, self.blobs, self.event, self.file = cfg, blobs, event, file
         self.detail: dict = {}
+        self.captured_at: datetime | None = None
         self._pool, self._conn, self._scope, self._key = pool, None, ExitStack(), key
 
     def transaction(self) -> ExitStack:
@@ -234,6 +237,8 @@ class _Adapter:
                 out = self.stage.handle(data, ctx)
                 replies = out if isinstance(out, list) else [out] if out is not None else []
                 if file_id:
+                    if ctx.captured_at and lifecycle.captured(ctx.db, file_id, ctx.captured_at):
+                        ctx.detail["captured_at"] = ctx.captured_at.isoformat()
                     reached = lifecycle.stage_done(ctx.db, file_id, name, ctx.detail, [r.type for r in replies])
                     replies += catalogue.announce(ctx.file, reached)
                 ces = [wire.as_dict(tracing.inject(wire.make(r, name, catalogue.reply_id(f"{name}#{i}", *key[1:]))))
@@ -249,6 +254,8 @@ class _Adapter:
                     return self.outcome(key, event, f"file {file_id} was deleted meanwhile; nothing to do")
                 # A missing blob will not appear by retrying (GCS is strongly consistent): poison.
                 e = e if isinstance(e, Rejected) else Rejected(f"the blob it refers to is gone: {e}")
+                if file_id and ctx.captured_at and isinstance(e, Unsupported):  # a photo with no text was taken too
+                    lifecycle.captured(conn, file_id, ctx.captured_at)
                 reached = file_id and lifecycle.stage_failed(conn, file_id, name, str(e), final=True,
                                                              file_status=e.file_status)
             self.post(catalogue.announce(ctx.file, reached, str(e)), key)

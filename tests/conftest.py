@@ -177,6 +177,15 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"{name:18} {files:5d} {before:7.2f} {now:6.2f} {clusters:8d} {noise:5d}")
     for r in (r for reports in terminalreporter.stats.values() for r in reports if getattr(r, "when", "") == "call"):
         for key, m in r.user_properties:
+            if key == "related_precision":  # tests/test_recall.py
+                terminalreporter.section("related files across kinds: precision@3 by the query's kind (test_recall.py)")
+                terminalreporter.write_line("  ".join(f"{kind} {p:.2f}" for kind, p in m.items()))
+            if key == "duplicates":  # tests/test_recall.py
+                terminalreporter.section("near-duplicates on a generated corpus (tests/test_recall.py)")
+                terminalreporter.write_line(f"pairs of copies {m['pairs']}: precision {m['precision']:.3f}, "
+                                            f"recall {m['recall']:.3f}")
+                for label, (tp, fp, fn) in m["by_kind"].items():
+                    terminalreporter.write_line(f"  {label:24} found {tp}, wrongly {fp}, missed {fn}")
             if key == "ask_quality":  # tests/test_ask.py: the extractive answer on labelled questions
                 terminalreporter.section("asking without a model: labelled questions (tests/test_ask.py)")
                 for question, where, right_file, holds, answer in m:

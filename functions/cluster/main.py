@@ -1,20 +1,25 @@
-"""cluster: a user's files grouped by meaning. A new file is placed into the existing clusters at once
-(HDBSCAN's approximate_predict on the user's stored model); a full re-clustering runs when the user's
-files have grown by RECLUSTER_GROWTH, on the nightly tick, and on request. Cluster ids survive a
-re-clustering where most of their members stay together; noise stays unclustered."""
+"""cluster: a user's files grouped by meaning. A new file is first checked for near-duplicates
+(duplicates.py): a copy joins its group and its root's cluster, and is left out of fitting, so twelve
+copies of one note weigh as one. Otherwise it is placed into the existing clusters at once (HDBSCAN's
+approximate_predict on the user's stored model); a full re-clustering runs when the user's files have
+grown by RECLUSTER_GROWTH, on the nightly tick, and on request. Cluster ids survive a re-clustering
+where most of their members stay together; noise stays unclustered."""
 from __future__ import annotations
 
 import pickle  # nosec B403  # only this stage's own fitted models are unpickled
+import time
 
 import numpy as np
 
-from events.catalogue import ClustersRefresh, FileClustered, ScheduledTask, TextEmbedded
-from functions.cluster import clustering
+from events.catalogue import Category, ClustersRefresh, FileClustered, ScheduledTask, TextEmbedded
+from functions.cluster import clustering, duplicates
 from shared.models import EMBED_DIM
 from shared.stage import Context, Stage, serve
 
 MODELS_KEPT = 64  # users whose fitted models a pod keeps unpickled
-FILE_VECTORS = """SELECT file_id, avg(embedding) AS v FROM chunks WHERE user_id = %s GROUP BY file_id"""
+# A group of near-duplicates is fitted as its root alone.
+FILE_VECTORS = """SELECT c.file_id, avg(c.embedding) AS v FROM chunks c JOIN files f ON f.id = c.file_id
+                  WHERE c.user_id = %s AND f.duplicate_of IS NULL GROUP BY c.file_id"""
 
 
 def file_vectors(conn, user_id: str) -> tuple[list, np.ndarray]:
@@ -45,12 +50,17 @@ class Cluster(Stage):
         if isinstance(event, ClustersRefresh):
             ctx.detail.update(self.recluster(conn, event.user_id))
             return None
+        if root := self.duplicate(conn, event, ctx):
+            cluster_id = conn.execute("UPDATE files SET cluster_id = (SELECT cluster_id FROM files WHERE id = %s)"
+                                      " WHERE id = %s RETURNING cluster_id", (root, event.file_id)).fetchone()
+            ctx.detail.update(method="duplicate", cluster_id=cluster_id["cluster_id"])
+            return FileClustered(file_id=event.file_id, user_id=event.user_id, cluster_id=cluster_id["cluster_id"])
         fitted = conn.execute("SELECT files, fitted_at FROM cluster_models WHERE user_id = %s",
                               (event.user_id,)).fetchone()
         # Files with vectors, as the fit counted them: files still on their way would make every event of
         # a burst of uploads re-cluster in full.
-        files = conn.execute("SELECT count(DISTINCT file_id) AS n FROM chunks WHERE user_id = %s",
-                             (event.user_id,)).fetchone()["n"]
+        files = conn.execute("SELECT count(DISTINCT c.file_id) AS n FROM chunks c JOIN files f ON f.id = c.file_id"
+                             " WHERE c.user_id = %s AND f.duplicate_of IS NULL", (event.user_id,)).fetchone()["n"]
         if fitted is None or files >= fitted["files"] * (1 + self.growth):
             ctx.detail.update(self.recluster(conn, event.user_id))
             cid = conn.execute("SELECT cluster_id FROM files WHERE id = %s", (event.file_id,)).fetchone()
@@ -59,7 +69,23 @@ class Cluster(Stage):
             cluster_id = self.place(conn, event, fitted["fitted_at"])
             ctx.detail["method"] = "placed"
         ctx.detail["cluster_id"] = cluster_id
+        # The root of a group whose copies arrived first: they follow it.
+        conn.execute("UPDATE files SET cluster_id = %s WHERE duplicate_of = %s AND cluster_id IS DISTINCT FROM %s",
+                     (cluster_id, event.file_id, cluster_id))
         return FileClustered(file_id=event.file_id, user_id=event.user_id, cluster_id=cluster_id)
+
+    def duplicate(self, conn, event: TextEmbedded, ctx: Context):
+        """The root of the file's near-duplicate group, if it joined one (its signatures recorded either way)."""
+        began = time.perf_counter()
+        text = conn.execute("SELECT string_agg(text, ' ' ORDER BY ord) AS t FROM chunks WHERE file_id = %s",
+                            (event.file_id,)).fetchone()["t"] or ""
+        image = ctx.blobs.get(ctx.file["blob_uri"]) if ctx.file["category"] == Category.image else None
+        found = duplicates.find(conn, ctx.file, text, image)
+        ctx.detail["duplicates_ms"] = round((time.perf_counter() - began) * 1000, 1)  # its cost: make bench
+        if found["similar"]:
+            ctx.detail.update(duplicate_of=found["duplicate_of"] and str(found["duplicate_of"]),
+                              similar=found["similar"][:10])
+        return found["duplicate_of"]
 
     def place(self, conn, event: TextEmbedded, fitted_at) -> int | None:
         cached = self.models.get(event.user_id)
@@ -109,6 +135,9 @@ class Cluster(Stage):
             "UPDATE files f SET cluster_id = v.cid FROM unnest(%s::uuid[], %s::bigint[]) AS v(fid, cid)"
             " WHERE f.id = v.fid AND f.cluster_id IS DISTINCT FROM v.cid",
             (ids, [model.ids.get(int(label_)) for label_ in labels]))
+        conn.execute("""UPDATE files d SET cluster_id = r.cluster_id FROM files r WHERE d.duplicate_of = r.id
+                        AND d.user_id = %s AND d.cluster_id IS DISTINCT FROM r.cluster_id""",
+                     (user_id,))  # copies stay with their root
         conn.execute(
             """INSERT INTO cluster_models (user_id, model, files) VALUES (%s, %s, %s)
                ON CONFLICT (user_id) DO UPDATE SET model = excluded.model, files = excluded.files,

@@ -11,6 +11,7 @@ from charset_normalizer import from_bytes
 
 from events.catalogue import FileUploaded, TextExtracted
 from functions.extract import mail, readers
+from shared import dates
 from shared.blobs import file_key
 from shared.media import sniff
 from shared.stage import Context, Stage, Unsupported, serve
@@ -19,8 +20,9 @@ from shared.textdoc import TextDoc
 EMAIL = "message/rfc822"
 # An attachment's id follows from its message's and its place there: a retried event makes the same files.
 ATTACHMENT_IDS = uuid.UUID("5d0c2a8e-2f1b-4c55-9a57-0e4a3c8f1d21")
-ATTACH = """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri, parent_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"""
+ATTACH = """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri, parent_id,
+                               captured_at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) ON CONFLICT DO NOTHING RETURNING id"""
 SAME_BYTES = "SELECT id FROM files WHERE user_id = %s AND sha256 = %s"
 
 PLAIN = {"text/plain", "text/markdown", "application/json", "application/x-ndjson"}
@@ -54,8 +56,8 @@ class Extract(Stage):
         uploads = []
         if kind == EMAIL:
             text, attachments, skipped, sent = mail.read(data, ctx.cfg.email_max_attachments)
+            ctx.captured_at = dates.iso(sent, "UTC")  # the Date header; its attachments were captured with it
             uploads = [self.attach(a, event, ctx) for a in attachments]
-            # files has no captured_at: the message's date is kept in the stage's record (and its text)
             ctx.detail.update(attachments=len(attachments), attachments_skipped=skipped, sent=sent)
             method = "email"
         elif kind in READERS:
@@ -84,7 +86,8 @@ class Extract(Stage):
         media_type, category = sniff(attachment.data, attachment.filename)
         uri = ctx.blobs.put(file_key(message.user_id, file_id, "original"), attachment.data, media_type)
         row = ctx.db.execute(ATTACH, (file_id, message.user_id, attachment.filename, media_type, category,
-                                      len(attachment.data), sha, uri, message.file_id)).fetchone()
+                                      len(attachment.data), sha, uri, message.file_id,
+                                      dates.plausible(ctx.captured_at))).fetchone()
         if row is None:
             return None
         return FileUploaded(file_id=file_id, user_id=message.user_id, blob_uri=uri, filename=attachment.filename,

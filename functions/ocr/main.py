@@ -1,7 +1,9 @@
 """ocr: images and PDFs become text. A PDF page with a text layer is taken as it is; only pages
-without one are rendered and read by Tesseract. Page numbers travel with the text."""
+without one are rendered and read by Tesseract. Page numbers travel with the text. When the file says it
+was made (a photo's EXIF DateTimeOriginal, a PDF's CreationDate), that becomes its capture time."""
 from __future__ import annotations
 
+import io
 import threading
 
 import pypdfium2 as pdfium
@@ -11,7 +13,7 @@ from pillow_heif import register_heif_opener
 from events.catalogue import Category, FileUploaded, TextExtracted
 from functions.ocr import pages as pdfpage
 from functions.ocr import reading as ocr
-from shared import languages
+from shared import dates, languages
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
 
@@ -33,24 +35,26 @@ class OCR(Stage):
         # its limit, an error above) would only say the same thing in other words.
         Image.MAX_IMAGE_PIXELS = None
 
-    def user_languages(self, event: FileUploaded, ctx: Context) -> str:
-        """Tesseract's packs for the user's languages (settings), those installed; OCR_LANGUAGES when they
-        chose none, or none of theirs is installed. Recorded in the file's stage detail."""
-        row = ctx.read("SELECT languages FROM user_settings WHERE user_id = %s", (event.user_id,))
+    def user_settings(self, event: FileUploaded, ctx: Context) -> tuple[str, str]:
+        """Tesseract's packs for the user's languages (settings), those installed (OCR_LANGUAGES when they
+        chose none, or none of theirs is installed; recorded in the file's stage detail), and their time
+        zone, which a photo's EXIF time is in."""
+        row = ctx.read("SELECT languages, timezone FROM user_settings WHERE user_id = %s", (event.user_id,))
         chosen, missing = languages.tesseract((row and row["languages"]) or [], self.installed)
         if missing:
             ctx.detail["missing_languages"] = missing  # no pack installed here: read without them
         ctx.detail["ocr_languages"] = chosen or self.languages
-        return chosen or self.languages
+        return chosen or self.languages, (row and row["timezone"]) or "UTC"
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
-        return self.read(event, ctx, self.user_languages(event, ctx))
+        return self.read(event, ctx, *self.user_settings(event, ctx))
 
-    def read(self, event: FileUploaded, ctx: Context, lang: str) -> TextExtracted:
-        """The upload read with Tesseract's packs `lang` ("eng+deu")."""
+    def read(self, event: FileUploaded, ctx: Context, lang: str, zone: str = "UTC") -> TextExtracted:
+        """The upload read with Tesseract's packs `lang` ("eng+deu"); its EXIF or PDF time taken in `zone`."""
         data = ctx.blobs.get(event.blob_uri)
         if event.category == Category.pdf:
-            return self.pdf(data, event, ctx, lang)
+            return self.pdf(data, event, ctx, lang, zone)
+        ctx.captured_at = taken(data, zone)
         try:
             readings = ocr.read_pages(data, lang, self.max_pixels, self.max_pages, self.page_limit, self.installed)
         except ocr.TooLarge as e:
@@ -71,11 +75,12 @@ class OCR(Stage):
             ctx.detail["scripts"] = scripts
         return doc.save(ctx.blobs, event, "ocr")
 
-    def pdf(self, data: bytes, event: FileUploaded, ctx: Context, lang: str) -> TextExtracted:
+    def pdf(self, data: bytes, event: FileUploaded, ctx: Context, lang: str, zone: str) -> TextExtracted:
         with PDFIUM:
             try:
                 pdf = pdfium.PdfDocument(data)
                 pdf.init_forms()  # before any page loads, so that form fields' values can be read
+                ctx.captured_at = dates.pdf(pdf.get_metadata_dict().get("CreationDate"), zone)
             except pdfium.PdfiumError as e:
                 if "password" in str(e).lower():
                     raise Rejected("the PDF is password-protected") from None
@@ -121,6 +126,21 @@ class OCR(Stage):
         if scripts:
             ctx.detail["scripts"] = sorted(scripts)
         return doc.save(ctx.blobs, event, method)
+
+
+def taken(data: bytes, zone: str):
+    """When a photo was taken: EXIF DateTimeOriginal (else DateTimeDigitized, else DateTime) with the
+    offset the camera wrote beside it, else in the user's zone; None when it says nothing."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            exif = image.getexif()
+    except Exception:  # noqa: BLE001 - the reading above says what is wrong with the image itself
+        return None
+    sub = exif.get_ifd(0x8769)  # the Exif IFD
+    for tag, offset in ((0x9003, 0x9011), (0x9004, 0x9012), (0x0132, 0x9010)):
+        if when := dates.exif(sub.get(tag) or exif.get(tag), sub.get(offset), zone):
+            return when
+    return None
 
 
 handle = serve(OCR())

@@ -1,13 +1,15 @@
 """transcribe: audio, and the audio track of video, becomes text with faster-whisper. Voice-activity
 filtering skips silence; stretches of speech keep their start and end times, so a search hit can
-point into the recording."""
+point into the recording. The container's creation_time, where a phone wrote one, is the capture time."""
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import av
 
 from events.catalogue import FileUploaded, TextExtracted
+from shared import dates
 from shared.models import Whisper
 from shared.stage import Context, Rejected, Stage, Unsupported, serve
 from shared.textdoc import TextDoc
@@ -19,13 +21,15 @@ STRETCH_CHARS, STRETCH_SECONDS = 800, 60.0  # Whisper's segments are a sentence;
 LANGUAGE_PAUSE_MS, MAX_STRETCHES, WINDOW_S, RATE = 1000, 16, 30.0, 16000
 
 
-def duration(data: bytes) -> float:
-    """Read the container's header only: a recording over the limit is refused before decoding."""
+def header(data: bytes) -> tuple[float, datetime | None]:
+    """Read the container's header only: a recording over the limit is refused before decoding. Its
+    length, and when it was recorded where the container says (creation_time: phones write it in UTC)."""
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
                 raise Unsupported("the recording has no audio track")
-            return (container.duration or 0) / av.time_base
+            made = container.metadata.get("creation_time") or container.streams.audio[0].metadata.get("creation_time")
+            return (container.duration or 0) / av.time_base, dates.iso(made, "UTC")
     except av.FFmpegError as e:
         raise Rejected(f"not a readable recording: {e}") from None
 
@@ -49,7 +53,7 @@ class Transcribe(Stage):
 
     def handle(self, event: FileUploaded, ctx: Context) -> TextExtracted:
         data = ctx.blobs.get(event.blob_uri)
-        seconds = duration(data)
+        seconds, ctx.captured_at = header(data)
         if seconds > self.max_seconds:
             raise Rejected(f"the recording lasts {seconds / 60:.0f} min; the limit is "
                            f"{self.max_seconds / 60:.0f} min (MAX_RECORDING_SECONDS)")

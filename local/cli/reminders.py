@@ -35,6 +35,7 @@ def add_commands(sub) -> None:
     s.add_argument("--backup-bucket", help="copy ready files to this Cloud Storage bucket")
     s.add_argument("--no-backup", action="store_true", help="stop backing up")
     s.add_argument("--languages", help="the languages of your files, most used first: en,de,fr")
+    s.add_argument("--digest-at", help="the local time of your daily digest, e.g. 07:30; 'off' for none")
     s.set_defaults(func=cmd_settings)
 
 
@@ -111,6 +112,8 @@ def cmd_settings(args) -> None:
         change["backup_bucket"] = None
     if args.languages:
         change["languages"] = [code.strip() for code in args.languages.split(",") if code.strip()]
+    if args.digest_at:
+        change["digest_at"] = None if args.digest_at == "off" else args.digest_at
     with client(args) as c:
         current = check(c.put("/v1/settings", json=change) if change else c.get("/v1/settings"))
     for k, v in current.items():
