@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, time
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
@@ -16,6 +16,7 @@ from shared import languages, schedule
 
 router = APIRouter(tags=["account"], responses=problems(401, 503))
 # Cloud Storage's bucket naming rules (dots allowed, 3-63 characters, no "goog" prefix).
+HOUR_MINUTE = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"  # the digest's local time: a wall clock's minute
 BUCKET = re.compile(r"^(?!goog)[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
@@ -30,7 +31,7 @@ class Settings(BaseModel):
     # ISO 639-1 codes: Tesseract's packs for their images and PDFs, the stemmers their searches use.
     languages: list[str] | None = Field(None, description="null: the deployment's OCR_LANGUAGES")
     # The local time (timezone's) the daily digest comes at; null: no digest (GET /v1/digest shows it anyway).
-    digest_at: time | None = None
+    digest_at: str | None = Field(None, pattern=HOUR_MINUTE)
 
 
 class SettingsChange(BaseModel):
@@ -43,12 +44,8 @@ class SettingsChange(BaseModel):
     backup_bucket: str | None = Field(None, examples=["my-mindspace-backup"], description="null: no backup")
     languages: list[str] | None = Field(None, max_length=10, examples=[["en", "de", "fr"]],
                                         description="ISO 639-1 codes, first the most used; null: the deployment's")
-    digest_at: time | None = Field(None, examples=["07:30"], description="local time of the daily digest; null: off")
-
-    @field_validator("digest_at")
-    @classmethod
-    def whole_minute(cls, v):
-        return v and v.replace(second=0, microsecond=0, tzinfo=None)
+    digest_at: str | None = Field(None, pattern=HOUR_MINUTE, examples=["07:30"],
+                                  description="HH:MM, the local time of the daily digest; null: off")
 
     @field_validator("timezone")
     @classmethod
@@ -80,7 +77,9 @@ class SettingsChange(BaseModel):
 def user_settings(c, user: str) -> Settings:
     row = c.execute("SELECT timezone, notify_on_ready, backup_bucket, languages, digest_at FROM user_settings"
                     " WHERE user_id = %s", (user,)).fetchone()
-    return Settings(**row) if row else Settings()
+    if row is None:
+        return Settings()
+    return Settings(**row | {"digest_at": row["digest_at"] and f"{row['digest_at']:%H:%M}"})
 
 
 @router.get("/v1/settings", response_model=Settings)

@@ -41,7 +41,7 @@ Asker = Annotated[str, Depends(asker)]
 class Filters(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tag: str | None = Field(None, max_length=200, pattern=NO_NUL)
-    cluster: int | None = Field(None, ge=1, le=2**63 - 1)
+    cluster: int | None = Field(None, ge=1, le=2**53 - 1)  # what a JSON number holds exactly
     kind: Category | None = None
     since: Moment = None
     until: Moment = None

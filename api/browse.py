@@ -17,8 +17,8 @@ from events.catalogue import Category, ClustersRefresh
 from shared import languages
 
 
-def _not_a_number(value):
-    """A date-time in the query is an RFC 3339 string: pydantic would take "-375" as seconds since 1970."""
+def not_a_number(value):
+    """A date or date-time in the query is an ISO 8601 string: pydantic would take "-375" as seconds since 1970."""
     try:
         float(value)
     except (TypeError, ValueError):
@@ -27,7 +27,7 @@ def _not_a_number(value):
 
 
 # The search's since/until: RFC 3339 only, as the OpenAPI document declares (format date-time).
-Moment = Annotated[datetime | None, BeforeValidator(_not_a_number)]
+Moment = Annotated[datetime | None, BeforeValidator(not_a_number)]
 
 router = APIRouter(responses=problems(401, 503))
 

@@ -110,8 +110,10 @@ class Upload(BaseModel):
 
 def by_id(pointer: str) -> dict:
     """The routes that take a file's id, as OpenAPI links from an answer that carries one at `pointer`."""
-    return {"links": {name: link(method, "/v1/files/{file_id}", pointer)
-                      for name, method in (("GetFile", "GET"), ("DeleteFile", "DELETE"))}}
+    return {"links": {name: link(method, path, pointer)
+                      for name, method, path in (("GetFile", "GET", "/v1/files/{file_id}"),
+                                                 ("DeleteFile", "DELETE", "/v1/files/{file_id}"),
+                                                 ("RelatedFiles", "GET", "/v1/files/{file_id}/related"))}}
 
 
 @router.post("/v1/files", status_code=201, response_model=File, responses={

@@ -9,9 +9,10 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from api import account
+from api.browse import not_a_number
 from api.deps import DB, User
 from api.errors import problems
 from shared import digest
@@ -104,10 +105,9 @@ class Digest(BaseModel):
 
 @router.get("/v1/digest", response_model=Digest, responses=problems(422))
 def day_digest(user: User, c: DB,
-               day: Annotated[date | None, Query(alias="date", description="default: today")] = None) -> Digest:
+               day: Annotated[date | None, BeforeValidator(not_a_number),
+                              Query(alias="date", description="YYYY-MM-DD; default: today")] = None) -> Digest:
     """The digest of a day in the caller's time zone: as it was sent, if it was; else as it would be now."""
-    if day is not None and not date(1900, 1, 2) <= day <= date(9999, 12, 30):
-        raise HTTPException(422, f"date: {day} is outside the years 1900 to 9999")
     zone = account.user_settings(c, user).timezone
     day = day or datetime.now(ZoneInfo(zone)).date()
     row = c.execute("SELECT content, sent FROM digests WHERE user_id = %s AND day = %s", (user, day)).fetchone()

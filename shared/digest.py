@@ -18,7 +18,10 @@ RELATED_AT_LEAST = 0.5  # cosine of the connecting passages: below it, a neighbo
 def compose(c, user: str, day: date, zone: str) -> dict:
     tz = ZoneInfo(zone)
     start = datetime.combine(day, time(), tz)
-    end, yesterday = start + timedelta(days=1), start - timedelta(days=1)
+    try:
+        end, yesterday = start + timedelta(days=1), start - timedelta(days=1)
+    except OverflowError:  # 0001-01-01 or 9999-12-31, asked for: a day with nothing before or after it
+        end = yesterday = start
     file = "f.id AS file_id, f.filename AS name, f.category, f.captured_at"
     on_this_day = c.execute(
         f"""SELECT {file} FROM files f WHERE f.user_id = %s AND f.duplicate_of IS NULL AND f.status = 'ready'

@@ -80,7 +80,7 @@ def corpus(seed: int = 7) -> list[tuple[str, str, bytes, str]]:
     # Twelve near-identical notes (a reminder re-typed every day): one group.
     daily = "Daily standup: finish the billing fix, review Chen's pull request, and update the release notes."
     for n in range(12):
-        files.append((f"daily{n}", f"standup-{n}.md", (daily + ("" if n % 3 else f" Day {n}.")).encode(), "daily"))
+        files.append((f"daily{n}", f"standup-{n}.md", f"{daily} Day {n + 1}.".encode(), "daily"))
     for n, lines in enumerate(PHOTOS):
         image = text_image(lines)
         w, h = image.size
