@@ -1,5 +1,6 @@
-"""The person's side of the loop: their settings, the devices their phone registered for push
-notifications, and the notifications they were sent (their inbox). Every route is the caller's own."""
+"""The person's side of the loop: their account (what they store against their quota; deleting it with
+everything of theirs), their settings, the devices their phone registered for push notifications, and
+the notifications they were sent (their inbox). Every route is the caller's own."""
 from __future__ import annotations
 
 import re
@@ -10,9 +11,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from api.deps import DB, Offset, User
+from api.deps import DB, Offset, Runtime, User, log
 from api.errors import NO_NUL, link, problems
-from shared import languages, schedule
+from shared import languages, quota, schedule
 
 router = APIRouter(tags=["account"], responses=problems(401, 503))
 # Cloud Storage's bucket naming rules (dots allowed, 3-63 characters, no "goog" prefix).
@@ -156,3 +157,55 @@ def notifications(user: User, c: DB, limit: int = Query(50, ge=1, le=500),
     return [Notification(**r) for r in c.execute(
         "SELECT * FROM notifications WHERE user_id = %s ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
         (user, limit, offset)).fetchall()]
+
+
+class Usage(BaseModel):
+    bytes: int  # of every file the user holds, e-mail attachments included
+    files: int
+
+
+class Quota(BaseModel):
+    bytes: int | None  # null: no limit (QUOTA_BYTES 0)
+    files: int | None
+
+
+class Account(BaseModel):
+    user: str
+    usage: Usage
+    quota: Quota
+
+
+@router.get("/v1/account", response_model=Account)
+def get_account(user: User, c: DB, api: Runtime) -> Account:
+    return Account(user=user, usage=Usage(**quota.usage(c, user)),
+                   quota=Quota(bytes=api.cfg.quota_bytes or None, files=api.cfg.quota_files or None))
+
+
+class Deleted(BaseModel):
+    files: int
+    kept: str  # what stays: the copies in the user's own backup bucket
+
+
+@router.delete("/v1/account", response_model=Deleted)
+def delete_account(user: User, c: DB, api: Runtime) -> Deleted:
+    """Everything of the caller: every row (files, texts, vectors, tags, clusters, reminders, devices,
+    notifications, settings, usage, digests) and every blob of theirs, here or in BLOB_BUCKET. Events still
+    on their way to a stage find their file gone and end as nothing to do. Copies in the user's own backup
+    bucket are theirs and stay."""
+    bucket = user_settings(c, user).backup_bucket
+    # The files first, before the cascades from users reach them: a file's row, then its stage records, as
+    # every stage takes them (shared/lifecycle.py's hold).
+    ids = [r["id"] for r in c.execute("SELECT id FROM files WHERE user_id = %s ORDER BY id FOR UPDATE",
+                                      (user,)).fetchall()]
+    # The pipeline's own records of their events: failures, dead letters, and the replies kept for redelivery.
+    c.execute("DELETE FROM event_failures WHERE file_id = ANY(%s) OR event -> 'data' ->> 'user_id' = %s", (ids, user))
+    c.execute("DELETE FROM dead_letters WHERE file_id = ANY(%s) OR event -> 'data' ->> 'user_id' = %s", (ids, user))
+    c.execute("""DELETE FROM consumed_events WHERE jsonb_path_exists(reply, '$[*].data.user_id ? (@ == $u)',
+                                                                       jsonb_build_object('u', %s::text))""", (user,))
+    c.execute("DELETE FROM users WHERE id = %s", (user,))  # every table of theirs cascades from it
+    c.commit()
+    if user.strip("."):  # a development user named "." or ".." has no folder of its own to remove
+        api.blobs.delete_prefix(f"users/{user}/")
+    log.info("user %s deleted their account: %d files", user, len(ids))
+    return Deleted(files=len(ids), kept=f"copies in your backup bucket {bucket} are yours and stay" if bucket
+                   else "nothing: no backup bucket was set")

@@ -26,6 +26,8 @@ NO_NUL = r"^[^\x00]*$"
 _WHY = {
     400: "the body cannot be parsed (not JSON, or not multipart form data)",
     409: "the request conflicts with the resource's state",
+    412: "a precondition failed (a resumable upload's Tus-Resumable: 1.0.0)",
+    415: "the body's Content-Type is not the one this route takes",
     401: "send 'Authorization: Bearer <Firebase ID token>'",
     404: "no such resource, or it is not yours",
     413: "the request is over the size limit",

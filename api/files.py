@@ -17,6 +17,7 @@ from api.errors import link, problems
 from api.reminders import Reminder
 from events import catalogue, wire
 from events.catalogue import FileDeleted, FileUploaded, TextExtracted
+from shared import quota
 from shared.blobs import file_key
 from shared.media import safe_name, sniff
 from shared.metrics import UPLOAD_BYTES, UPLOADS
@@ -146,17 +147,30 @@ INSERT = """INSERT INTO files (id, user_id, filename, media_type, category, size
 
 
 def _store(api: Api, user: str, filename: str, data: bytes, response: Response) -> File:
-    """One connection: the new file's answer and event are built from the row it inserted; only a file
-    uploaded before is read, since it may have gone through stages already."""
-    sha = hashlib.sha256(data).hexdigest()
     media_type, category = sniff(data, filename)
+    return store(api, user, filename, hashlib.sha256(data).hexdigest(), len(data), media_type, category, response,
+                 lambda key: api.blobs.put(key, data, media_type))
+
+
+def store(api: Api, user: str, filename: str, sha: str, size: int, media_type: str, category: str,
+          response: Response, put) -> File:
+    """A file made of bytes that arrived (an upload, or a resumable upload's parts, which `put(key)` writes
+    to the blob store and whose uri it returns), as every way in makes one: the same bytes twice are one
+    file, the quota holds, the row and the event follow. One connection: the new file's answer and event
+    are built from the row it inserted; only a file uploaded before is read, since it may have gone
+    through stages already."""
     file_id = uuid.uuid4()
     with api.pool.connection() as c:
         row = c.execute(SAME_BYTES, (user, sha)).fetchone()
         if row is None:
-            uri = api.blobs.put(file_key(user, file_id, "original"), data, media_type)
+            try:  # the user's lock is held until the commit below: the next upload counts this one
+                quota.check(c, user, size, api.cfg.quota_bytes, api.cfg.quota_files)
+            except quota.OverQuota as e:
+                UPLOADS.labels("over_quota").inc()
+                raise HTTPException(e.status, e.reason) from None
+            uri = put(file_key(user, file_id, "original"))
             account.ensure_user(c, user)
-            row = c.execute(INSERT, (file_id, user, filename, media_type, category, len(data), sha, uri)).fetchone()
+            row = c.execute(INSERT, (file_id, user, filename, media_type, category, size, sha, uri)).fetchone()
             c.commit()
             if row is None:  # a concurrent upload of the same bytes won the race
                 api.blobs.delete(uri)
@@ -178,9 +192,9 @@ def _store(api: Api, user: str, filename: str, data: bytes, response: Response) 
     with bound(ce):  # the upload's log lines carry the file's and the event's ids
         api.emit(ce, "the file is stored, upload it again to resume it")
         log.info("user %s uploaded %s (%s, %s, %d bytes) as %s", user, filename, media_type, category,
-                 len(data), row["id"])
+                 size, row["id"])
     UPLOADS.labels("accepted").inc()
-    UPLOAD_BYTES.inc(len(data))
+    UPLOAD_BYTES.inc(size)
     return answer
 
 

@@ -4,8 +4,9 @@ bytes (the claim-check pattern: brokers cap event size)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 
@@ -24,6 +25,11 @@ class BlobStore(Protocol):
     def delete(self, uri: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def key_of(self, uri: str) -> str: ...  # the key of one of its blobs; BlobNotFound for another store's
+    # Streaming, for what must never be held in memory whole (resumable uploads): a writer whose blob
+    # exists once it closes, at uri(key); a reader of a blob.
+    def writer(self, key: str, content_type: str = "application/octet-stream"): ...
+    def uri(self, key: str) -> str: ...
+    def reader(self, uri: str) -> BinaryIO: ...
 
 
 class LocalBlobStore:
@@ -50,6 +56,27 @@ class LocalBlobStore:
 
     def key_of(self, uri: str) -> str:
         return self._path(uri).relative_to(self.root).as_posix()  # resolved: no ../ gets past it
+
+    def uri(self, key: str) -> str:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"blob key escapes the store: {key!r}")
+        return path.as_uri()
+
+    @contextmanager
+    def writer(self, key: str, content_type: str = "application/octet-stream"):
+        path = self._path(self.uri(key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as out:
+            yield out
+        tmp.replace(path)
+
+    def reader(self, uri: str) -> BinaryIO:
+        try:
+            return self._path(uri).open("rb")
+        except FileNotFoundError as e:
+            raise BlobNotFound(uri) from e
 
     def get(self, uri: str) -> bytes:
         try:
@@ -94,6 +121,17 @@ class GCSBlobStore:
 
     def key_of(self, uri: str) -> str:
         return self._blob(uri).name
+
+    def uri(self, key: str) -> str:
+        return f"gs://{self.bucket.name}/{key}"
+
+    @contextmanager
+    def writer(self, key: str, content_type: str = "application/octet-stream"):
+        with self.bucket.blob(key).open("wb", content_type=content_type) as out:  # a resumable upload
+            yield out
+
+    def reader(self, uri: str) -> BinaryIO:
+        return self._blob(uri).open("rb")
 
     def get(self, uri: str) -> bytes:
         from google.api_core.exceptions import NotFound

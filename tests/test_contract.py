@@ -113,13 +113,16 @@ def test_the_stateful_phase_follows_every_link_and_reaches_every_route(stack, sq
                 failures.append(e)
                 raise
 
+    # Which routes the derandomized scenarios reach depends on the set of operations: after adding routes,
+    # chains of 8 steps still reached every one; if a route goes unreached, try other lengths or more
+    # scenarios (CONTRACT_SCENARIOS) before suspecting the route.
     # As schemathesis's own runner does: generation only (replaying a scenario meets a server whose state
     # has moved on, which Hypothesis calls flaky), and another suite after such a replay. Derandomized: the
     # same scenarios on every run, so that what they reach does not vary (CONTRACT_SCENARIOS for more).
     for _ in range(5):
         try:
             Scenarios.run(settings=settings(phases=[Phase.generate], max_examples=SCENARIOS - scenarios,
-                                            stateful_step_count=10, derandomize=True, database=None,
+                                            stateful_step_count=8, derandomize=True, database=None,
                                             deadline=None, suppress_health_check=list(HealthCheck)))
         except Flaky:
             pass

@@ -227,8 +227,9 @@ def test_bad_reminders_get_422_with_the_reason(user, body, error):
 def test_bad_settings_get_422(user):
     assert user.http.put("/v1/settings", json={"timezone": "Mars/Base"}).status_code == 422
     assert user.http.put("/v1/settings", json={"backup_bucket": "Not A Bucket!"}).status_code == 422
+    assert user.http.put("/v1/settings", json={"digest_at": "25:00"}).status_code == 422
     assert user.http.get("/v1/settings").json() == {"timezone": "UTC", "notify_on_ready": False,
-                                                     "backup_bucket": None, "languages": None}
+                                                     "backup_bucket": None, "languages": None, "digest_at": None}
 
 
 def test_another_users_reminders_devices_and_notifications_are_invisible(stack, user, other_user):

@@ -11,7 +11,7 @@ from charset_normalizer import from_bytes
 
 from events.catalogue import FileUploaded, TextExtracted
 from functions.extract import mail, readers
-from shared import dates
+from shared import dates, quota
 from shared.blobs import file_key
 from shared.media import sniff
 from shared.stage import Context, Stage, Unsupported, serve
@@ -82,6 +82,11 @@ class Extract(Stage):
         file_id = uuid.uuid5(ATTACHMENT_IDS, f"{message.file_id}/{attachment.index}")
         sha = hashlib.sha256(attachment.data).hexdigest()
         if ctx.db.execute(SAME_BYTES, (message.user_id, sha)).fetchone():
+            return None
+        try:
+            quota.check(ctx.db, message.user_id, len(attachment.data), ctx.cfg.quota_bytes, ctx.cfg.quota_files)
+        except quota.OverQuota as e:  # the message is read; its attachment is not kept, and its record says so
+            ctx.detail.setdefault("attachments_over_quota", []).append(f"{attachment.filename}: {e.reason}")
             return None
         media_type, category = sniff(attachment.data, attachment.filename)
         uri = ctx.blobs.put(file_key(message.user_id, file_id, "original"), attachment.data, media_type)

@@ -2,6 +2,7 @@
 tags, clusters, delete."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def add_commands(sub) -> None:
     s.add_argument("files", nargs="+")
     s.add_argument("--no-wait", dest="wait", action="store_false")
     s.add_argument("--timeout", type=float, default=600)
+    s.add_argument("--resumable-above", type=int, default=8 * 1024 * 1024, metavar="BYTES",
+                   help="larger files go up resumably (tus), and a cut upload resumes when run again")
     s.set_defaults(func=cmd_upload)
     s = sub.add_parser("status", help="a file's record, stage by stage")
     s.add_argument("id")
@@ -58,6 +61,16 @@ def cmd_upload(args) -> None:
         tasks = {}
         for path in map(Path, args.files):
             task = bar.add_task(path.name, total=None, stages="uploading")
+            if path.stat().st_size > args.resumable_above:
+                try:
+                    file_id = resumable(args, c, path, lambda sent, size, t=task: bar.update(
+                        t, total=size, completed=sent, stages=f"uploading {sent * 100 // size}%"))
+                except Exception as e:  # noqa: BLE001 - tuspy's errors; the next run resumes
+                    bar.update(task, total=1, completed=1, stages=f"[red]cut: {e}; run it again to resume[/]")
+                    continue
+                tasks[file_id] = task
+                bar.update(task, description=f"{path.name} [dim]{file_id[:8]}[/]")
+                continue
             with path.open("rb") as fh:
                 resp = c.post("/v1/files", files={"file": (path.name, fh)})
             if resp.is_error:
@@ -80,6 +93,36 @@ def cmd_upload(args) -> None:
                 if finished:
                     del tasks[fid]
             time.sleep(0.5)
+
+
+def resumable(args, c, path: Path, progress) -> str:
+    """A large file through tus (POST /v1/uploads) with tuspy, the tus project's client: its upload URL is
+    kept in the user's cache, so a run cut short resumes from where the server says it stands."""
+    from tusclient import client as tus
+    from tusclient.exceptions import TusCommunicationError
+    from tusclient.fingerprint.fingerprint import Fingerprint
+    from tusclient.storage.filestorage import FileStorage
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindspace"
+    cache.mkdir(parents=True, exist_ok=True)
+    storage = FileStorage(str(cache / "uploads.json"))
+    server = tus.TusClient(f"{args.api}/v1/uploads", headers={"Authorization": c.headers["authorization"]})
+
+    def uploader():
+        return server.uploader(str(path), chunk_size=8 * 1024 * 1024, metadata={"filename": path.name},
+                               store_url=True, url_storage=storage, retries=3, retry_delay=2)
+    try:
+        up = uploader()
+    except TusCommunicationError:  # the stored upload expired or was ended: start again
+        with path.open("rb") as fh:
+            storage.remove_item(Fingerprint().get_fingerprint(fh))
+        up = uploader()
+    while up.offset < up.get_file_size():
+        up.upload_chunk()
+        progress(up.offset, up.get_file_size())
+    if up.request is None:  # it was whole already: the server knows its file
+        return c.head(up.url, headers={"Tus-Resumable": "1.0.0"}).headers["mindspace-file-id"]
+    return up.request.response_headers["mindspace-file-id"]
 
 
 def cmd_status(args) -> None:
