@@ -102,8 +102,8 @@ def ask(body: Question, request: Request, user: Asker, api: Runtime):
         pieces = iter([text])
     else:
         try:  # the first piece is waited for here: a provider that fails before it is a 503, not a broken stream
-            pieces = first_piece(provider.stream(answers.SYSTEM, answers.prompt(body.question, citations),
-                                                 cfg.ask_max_answer_tokens, usage))
+            pieces = provider.stream(answers.SYSTEM, answers.prompt(body.question, citations),
+                                     cfg.ask_max_answer_tokens, usage)
         except ai.ProviderError as e:
             return unavailable(e, left)
         pieces = filtered(pieces, {c["n"] for c in citations})
@@ -136,19 +136,6 @@ def ask(body: Question, request: Request, user: Asker, api: Runtime):
         yield sse("done", {"answer": text, "usage": finish(text)})
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-
-def first_piece(pieces):
-    """The stream with its first piece already taken (so its errors are raised here), then the rest."""
-    try:
-        first = next(pieces)
-    except StopIteration:
-        return iter(())
-
-    def rest():
-        yield first
-        yield from pieces
-    return rest()
 
 
 def filtered(pieces, numbers: set[int]):

@@ -9,6 +9,7 @@ first word only, `gemini_api_calls_total{provider,outcome}` and `ai_tokens_total
 the provider's health for the jobs view. No tools are ever offered: a model can only write text."""
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -65,6 +66,8 @@ class Provider:
         self.model = cfg.ask_model or DEFAULT_MODELS[self.name]
         self.timeout, self.attempts = cfg.ask_timeout_seconds, cfg.ask_retries + 1
         self._client, self._lock = None, threading.Lock()
+        # GEMINI_API_KEY and GEMINI_BASE_URL, OPENAI_API_KEY and OPENAI_BASE_URL: named after the provider.
+        self.key, self.base_url = getattr(cfg, f"{self.name}_api_key"), getattr(cfg, f"{self.name}_base_url")
         self.health = HEALTH.setdefault(self.name, Health())
         AI_QUOTA.labels(self.name).set(cfg.ai_daily_quota_tokens)
 
@@ -77,9 +80,15 @@ class Provider:
 
     def stream(self, system: str, prompt: str, max_tokens: int, usage: Usage, whole: bool = False) -> Iterator[str]:
         """The answer's text as it is written (`whole`: in one piece, from the provider's non-streaming
-        call); `usage` is filled in as the provider reports it. Transient errors are retried until the
-        first piece arrives; after that an error ends the answer."""
-        pieces = self.retrying(lambda: self._first(system, prompt, max_tokens, usage, whole))
+        call); `usage` is filled in as the provider reports it. The call is made here, and its transient
+        errors retried until the first piece arrives: a ProviderError before any text comes from this
+        call itself; after that, one ends the returned iterator."""
+        def started():
+            it = self.pieces(system, prompt, max_tokens, usage, whole)
+            return itertools.chain([first], it) if (first := next(it, None)) is not None else iter(())
+        return self._counted(self.retrying(started), usage)
+
+    def _counted(self, pieces: Iterator[str], usage: Usage) -> Iterator[str]:
         try:
             yield from pieces
         except Exception as e:
@@ -92,19 +101,6 @@ class Provider:
     def complete(self, system: str, prompt: str, max_tokens: int) -> tuple[str, Usage]:
         usage = Usage()
         return "".join(self.stream(system, prompt, max_tokens, usage, whole=True)), usage
-
-    def _first(self, system, prompt, max_tokens, usage, whole) -> Iterator[str]:
-        """Start a call and wait for its first piece, so that errors before any text can be retried."""
-        it = self.pieces(system, prompt, max_tokens, usage, whole)
-        try:
-            first = next(it)
-        except StopIteration:
-            return iter(())
-
-        def rest():
-            yield first
-            yield from it
-        return rest()
 
     def retrying(self, call):
         def transient(e: BaseException) -> bool:
@@ -150,10 +146,6 @@ class Provider:
 class Gemini(Provider):
     name = "gemini"
 
-    def __init__(self, cfg: Settings):
-        super().__init__(cfg)
-        self.key, self.base_url = cfg.gemini_api_key, cfg.gemini_base_url
-
     def connect(self):
         from google import genai
         from google.genai import types
@@ -181,10 +173,6 @@ class Gemini(Provider):
 
 class OpenAICompatible(Provider):
     name = "openai"
-
-    def __init__(self, cfg: Settings):
-        super().__init__(cfg)
-        self.key, self.base_url = cfg.openai_api_key, cfg.openai_base_url
 
     def connect(self):
         import openai

@@ -38,6 +38,21 @@ INVALID = fcm_error(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registrati
 QUOTA = fcm_error(429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for this device.")
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A loopback server's handler that answers JSON, as Google's and OpenAI's APIs do, and keeps quiet."""
+
+    def answer(self, code: int, body: dict):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
 class FakeFCM:
     """`script[token]` lists the answers the next sends to that token get (then success); `sent` keeps
     every message FCM accepted, `attempts[token]` counts every try."""
@@ -49,7 +64,7 @@ class FakeFCM:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.path == "/token":  # google-auth's JWT-bearer grant for the service account
@@ -68,16 +83,6 @@ class FakeFCM:
                         answer = {"name": f"projects/{PROJECT}/messages/{len(fake.sent)}"}
                 self.answer(code, answer)
 
-            def answer(self, code: int, body: dict):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -204,7 +209,7 @@ class FakeAI:
         self.answer = self.quote_first_passage
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
@@ -216,7 +221,7 @@ class FakeAI:
                     scripted = fake.script.pop(0) if fake.script else None
                 time.sleep(fake.delay)
                 if scripted:
-                    return self.json(*scripted)
+                    return self.answer(*scripted)
                 prompt = fake.prompt_of(protocol, body)
                 words = fake.answer(prompt).split(" ")
                 pieces = [" ".join(words[i:i + 3]) + (" " if i + 3 < len(words) else "")
@@ -236,14 +241,14 @@ class FakeAI:
                                                 "totalTokenCount": sum(usage)}
                     return out
                 if not stream:
-                    return self.json(200, chunk("".join(pieces), True))
+                    return self.answer(200, chunk("".join(pieces), True))
                 self.events([chunk(p, i == len(pieces) - 1) for i, p in enumerate(pieces)], done=False)
 
             def openai(self, body, pieces, usage):
                 base = {"id": "chatcmpl-test", "created": int(time.time()), "model": body.get("model", "")}
                 counted = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
                 if not body.get("stream"):
-                    return self.json(200, base | {"object": "chat.completion", "usage": counted, "choices": [
+                    return self.answer(200, base | {"object": "chat.completion", "usage": counted, "choices": [
                         {"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": "".join(pieces)}}]})
                 chunks = [base | {"object": "chat.completion.chunk", "choices": [
@@ -269,16 +274,6 @@ class FakeAI:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
 
-            def json(self, code, body):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a):
-                pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -59,9 +59,7 @@ def test_signatures_tell_copies_from_files_of_one_template():
     board = text_image(PHOTOS[0])
     small = jpeg(board.resize((board.width // 2, board.height // 2)), quality=40)
 
-    def bits(a, b):
-        return bin((d.phash(a) ^ d.phash(b)) & (2**64 - 1)).count("1")
-    assert bits(jpeg(board), small) <= d.IMAGE_BITS
+    assert d.bits_apart(d.phash(jpeg(board)), d.phash(small)) <= d.IMAGE_BITS
     assert d.phash(b"not an image") is None
     # A whiteboard of the same template may look alike to pHash: its words keep it apart (in find()).
     assert d.jaccard(sig(" ".join(PHOTOS[0])), sig(" ".join(PHOTO_TEMPLATE[0]))) < d.IMAGE_TEXT_SAME

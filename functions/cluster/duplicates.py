@@ -53,6 +53,11 @@ def phash(data: bytes) -> int | None:
     return int.from_bytes(np.packbits(bits).tobytes(), "big", signed=True)
 
 
+def bits_apart(a: int, b: int) -> int:
+    """How many of two pHashes' 64 bits differ (stored signed, as PostgreSQL's bigint)."""
+    return ((a ^ b) & (2**64 - 1)).bit_count()
+
+
 def find(conn, file: dict, text: str, image: bytes | None) -> dict:
     """Record the file's signatures and, where it is a near-duplicate, join it to its group: returns
     {"duplicate_of": root or None, "similar": [(file, how close)]}. Under the caller's per-user lock."""
@@ -79,7 +84,7 @@ def find(conn, file: dict, text: str, image: bytes | None) -> dict:
     for c in candidates:
         j = jaccard(mine, bytes(c["minhash"]))
         if ph is not None and c["phash"] is not None:  # two pictures: the same picture, and the same words
-            same = bin((ph ^ c["phash"]) & (2**64 - 1)).count("1") <= IMAGE_BITS and j >= IMAGE_TEXT_SAME
+            same = bits_apart(ph, c["phash"]) <= IMAGE_BITS and j >= IMAGE_TEXT_SAME
         else:
             same = j >= TEXT_SAME
         if same:
