@@ -54,13 +54,14 @@ class OCR(Stage):
         data = ctx.blobs.get(event.blob_uri)
         if event.category == Category.pdf:
             return self.pdf(data, event, ctx, lang, zone)
-        ctx.captured_at = taken(data, zone)
         try:
             readings = ocr.read_pages(data, lang, self.max_pixels, self.max_pages, self.page_limit, self.installed)
         except ocr.TooLarge as e:
             raise Rejected(str(e)) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise Rejected(f"not a readable image ({event.media_type}): {e}") from None
+        # Only once its header passed the size checks above: opening a pixel bomb for its EXIF may decode it.
+        ctx.captured_at = taken(data, zone)
         doc = TextDoc()
         for number, reading in enumerate(readings, 1):  # a one-page image has no page locators
             doc.add(reading.text, **({"page": number} if len(readings) > 1 else {}))
