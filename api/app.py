@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import account, admin, ask, browse, errors, exports, files, recall, reminders, uploads
+from api import account, admin, ask, browse, captures, errors, exports, files, imports, recall, reminders, uploads
 from api.deps import Api, probes
 from shared import tracing
 from shared.metrics import API_SECONDS
@@ -67,7 +67,7 @@ app = FastAPI(
     "`Retry-After`.",
 )
 errors.install(app)
-for router in (files.router, uploads.router, browse.router, recall.router, ask.router, reminders.router,
-               account.router, exports.router, admin.router, probes):
+for router in (files.router, captures.router, uploads.router, imports.router, browse.router, recall.router, ask.router,
+               reminders.router, account.router, exports.router, admin.router, probes):
     app.include_router(router)
 app.add_middleware(RequestTimer)

@@ -44,18 +44,24 @@ def create_export(user: User, c: DB) -> Export:
 def index(c, user: str, until: datetime) -> dict:
     files = c.execute(
         """SELECT f.id, f.filename, f.media_type, f.category, f.size, f.sha256, f.status, f.status_reason,
-                  f.created_at, f.captured_at, f.parent_id, f.duplicate_of, k.label AS cluster,
+                  f.created_at, f.captured_at, f.parent_id, f.duplicate_of, f.source_url, k.label AS cluster,
                   coalesce((SELECT json_agg(json_build_object('kind', t.kind, 'name', t.name, 'label', t.label,
                                                               'score', t.score) ORDER BY t.score DESC)
                             FROM tags t WHERE t.file_id = f.id), '[]') AS tags
            FROM files f LEFT JOIN clusters k ON k.id = f.cluster_id
            WHERE f.user_id = %s AND f.created_at <= %s ORDER BY f.created_at, f.id""", (user, until)).fetchall()
-    reminders = c.execute("""SELECT id, title, due_at, timezone, rrule, status, file_id, passage, locator
-                             FROM reminders WHERE user_id = %s ORDER BY id""", (user,)).fetchall()
+    reminders = c.execute("""SELECT id, title, due_at, timezone, rrule, next_at, status, file_id, passage, locator,
+                                    suggestion_key FROM reminders WHERE user_id = %s ORDER BY id""", (user,)).fetchall()
     return {"format": FORMAT, "version": VERSION, "user": user, "exported_at": until,
             "settings": account.user_settings(c, user).model_dump(),
-            "files": [f | {"original": f"originals/{f['id']}/{f['filename']}", "text": f"texts/{f['id']}.json"}
+            "files": [f | {"original": f"originals/{f['id']}/{member(f['filename'])}", "text": f"texts/{f['id']}.json"}
                       for f in files], "reminders": reminders}
+
+
+def member(filename: str) -> str:
+    """A file's name as a zip member's last part: a name is a label, and may hold slashes or be `..`."""
+    name = filename.replace("/", "_").replace("\\", "_")
+    return name if name.strip(".") else "original"
 
 
 @router.get("/v1/exports/{export_id}", responses={

@@ -69,8 +69,10 @@ class File(BaseModel):
     reminders: list[Reminder] = []  # suggested from its text, or set for it by hand
     backup: Backup | None = None  # None: the user set no backup bucket
     duplicate: bool = False
-    parent_id: uuid.UUID | None = None  # the e-mail this file came attached to
-    attachments: list[uuid.UUID] = []  # an e-mail's attachments, each a file of its own
+    # A captured link's address (its original is the page as fetched; its sha256 is the address's).
+    source_url: str | None = None
+    parent_id: uuid.UUID | None = None  # the e-mail (or imported note) this file came attached to
+    attachments: list[uuid.UUID] = []  # an e-mail's (or an imported note's) attachments, each a file of its own
 
 
 def record(conn, user: str, file_id: uuid.UUID) -> File:
@@ -141,8 +143,8 @@ async def upload(form: Annotated[Upload, FilePart()], user: Uploader, api: Runti
 
 SAME_BYTES = "SELECT * FROM files WHERE user_id = %s AND sha256 = %s"
 # The new row, and whether its owner backs up (a new file's backup is pending then): the answer's whole record.
-INSERT = """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, sha256) DO NOTHING
+INSERT = """INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri, source_url)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, sha256) DO NOTHING
             RETURNING *, (SELECT backup_bucket FROM user_settings WHERE user_id = files.user_id) AS backup_bucket"""
 
 
@@ -153,7 +155,7 @@ def _store(api: Api, user: str, filename: str, data: bytes, response: Response) 
 
 
 def store(api: Api, user: str, filename: str, sha: str, size: int, media_type: str, category: str,
-          response: Response, put) -> File:
+          response: Response, put, source_url: str | None = None) -> File:
     """A file made of bytes that arrived (an upload, or a resumable upload's parts, which `put(key)` writes
     to the blob store and whose uri it returns), as every way in makes one: the same bytes twice are one
     file, the quota holds, the row and the event follow. One connection: the new file's answer and event
@@ -170,7 +172,8 @@ def store(api: Api, user: str, filename: str, sha: str, size: int, media_type: s
                 raise HTTPException(e.status, e.reason) from None
             uri = put(file_key(user, file_id, "original"))
             account.ensure_user(c, user)
-            row = c.execute(INSERT, (file_id, user, filename, media_type, category, size, sha, uri)).fetchone()
+            row = c.execute(INSERT, (file_id, user, filename, media_type, category, size, sha, uri,
+                                     source_url)).fetchone()
             c.commit()
             if row is None:  # a concurrent upload of the same bytes won the race
                 api.blobs.delete(uri)

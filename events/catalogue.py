@@ -3,8 +3,9 @@ filter on. Reading this file tells the whole pipeline:
 
     API ── file.uploaded ──▶ extract (text, other) ── text.extracted ─┬▶ embed ── text.embedded ──▶ cluster
         (category=...)       ocr (image, pdf)          ▲                ├▶ tag ─── file.tagged          │
-                             transcribe (audio, video) ┘                └▶ suggest ─ reminders.suggested │
-                                                                                  file.clustered ◀─────┘
+                             transcribe (audio, video) ┤                └▶ suggest ─ reminders.suggested │
+                             fetch (link) ─────────────┘ (a PDF or an image: file.uploaded)    file.clustered ◀─────┘
+    API (POST /v1/imports) ── import.requested ──▶ imports ── file.uploaded (a note, an attachment) ──▶ …
     the stage whose outcome completes a file ── file.ready ─┬▶ notify (if the user asked) ──▶ FCM / inbox
     any stage that ends a file, the dead-letter sink ─ file.failed ─┘   └▶ backup (file.ready) ──▶ their GCS bucket
     API (DELETE /v1/files/{id}) ── file.deleted ──▶ backup (deletes the copy)
@@ -37,6 +38,7 @@ class Category(StrEnum):
     pdf = "pdf"
     audio = "audio"
     video = "video"
+    link = "link"  # a web page captured by its URL: the fetch stage downloads and reads it
     other = "other"
 
 
@@ -176,6 +178,16 @@ class ClustersRefresh(EventData):
 
     type = "com.mindspace.clusters.refresh"
     user_id: str = Field(min_length=1, max_length=128)
+
+
+class ImportRequested(EventData):
+    """An archive of notes from elsewhere (Google Keep, a Markdown vault, Evernote, a Mindspace export),
+    stored by the API, to be made into the user's files."""
+
+    type = "com.mindspace.import.requested"
+    import_id: uuid.UUID
+    user_id: str = Field(min_length=1, max_length=128)
+    blob_uri: str
 
 
 class Task(StrEnum):

@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     # Per-user limits on what is stored (bytes of every file, the number of files); 0: none.
     quota_bytes: int = 0
     quota_files: int = 0
+    # Web capture (the fetch stage): the networks it may reach besides public addresses (CIDRs, comma-separated;
+    # empty: public addresses only; a test stack lists loopback), and its caps on redirects, bytes and seconds.
+    fetch_allow_networks: str = ""
+    fetch_max_redirects: int = 5
+    fetch_max_bytes: int = 20 * 1024 * 1024
+    fetch_timeout_seconds: float = 20
+    # Imports (POST /v1/imports): an archive's largest size, and its caps on members and on any one member's
+    # unpacked size; a member that unpacks to more than IMPORT_MAX_RATIO times its packed size is a zip bomb.
+    max_import_bytes: int = 2 * 1024**3
+    import_max_members: int = 50_000
+    import_max_member_bytes: int = 200 * 1024 * 1024
+    import_max_ratio: int = 200
     # Per-user limits in the `limits` library's notation ("120/minute", "10/second;600/hour"), kept in
     # each API replica's memory (moving window): with N replicas a user gets up to N times these.
     rate_limit_uploads: str = "120/minute"

@@ -83,6 +83,13 @@ class Context:
         with self._pool.connection() as conn:
             return conn.execute(sql, params).fetchone()
 
+    def side(self, sql: str, params: tuple = ()) -> None:
+        """A write committed at once, outside the event's transaction: progress that others see while the stage
+        works, or a failure's record that the event's rollback must not take with it."""
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                conn.execute(sql, params)
+
     @property
     def db(self):
         """The event's transaction, begun on first use; the adapter commits it with the stage's record."""

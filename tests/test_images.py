@@ -112,6 +112,32 @@ assert "an ODT" in blobs.get(handle(upload("a.odt", out.getvalue(), "application
 handle(upload("a.html", b"<html><body><p>Hello</p><script>x</script></body></html>", "text/html", Category.text))
 handle(upload("a.txt", "Grüße aus Köln".encode("latin-1"), "text/plain", Category.text))
 """,
+    "fetch": """
+import ipaddress
+from functions.fetch import guard
+page = module.Page("https://example.org/a", "text/html", b"<html><head><title>Bread</title></head><body><nav>Home</nav>"
+                   b"<article><p>Feed the starter twice a day with rye flour and water, then bake it hot.</p>"
+                   b"</article></body></html>")
+doc, meta = module.article(page)  # trafilatura
+assert "starter" in doc.text, doc.text
+assert guard.refusal(ipaddress.ip_address("169.254.169.254"), ()) and guard.GuardedTransport(())
+from shared import media
+assert media.sniff(b"%PDF-1.7\\n", "a.pdf")[0] == "application/pdf"  # libmagic
+""",
+    "imports": """
+import zipfile
+from functions.imports import formats
+out = io.BytesIO()
+with zipfile.ZipFile(out, "w") as z:
+    z.writestr("vault/a.md", "---\\ntags: [garden]\\ncreated: 2024-05-01\\n---\\nWater the basil.")
+archive = formats.open_zip(io.BytesIO(out.getvalue()), cfg)  # python-frontmatter
+assert archive.items[0].labels == ["garden"], archive.items
+enex = b'<?xml version="1.0"?><en-export><note><title>T</title><content>&lt;en-note&gt;x&lt;/en-note&gt;</content>' \\
+       b'<created>20231105T101500Z</created><tag>work</tag></note></en-export>'
+assert formats.enex(io.BytesIO(enex), cfg).items[0].labels == ["work"]  # defusedxml
+from shared import media
+media.sniff(b"hello", "a.md")  # libmagic
+""",
     "ocr": """
 import pypdfium2 as pdfium
 from PIL import Image, ImageDraw, ImageFont

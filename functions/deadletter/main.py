@@ -39,6 +39,10 @@ class DeadLetter(Stage):
              code, event.get("knativeerrordata")),
         )
         DEAD_LETTERED.labels(stage_of(dest)).inc()
+        if event["type"] == catalogue.ImportRequested.type and isinstance(event.data, dict):  # an import's end
+            ctx.db.execute("""UPDATE imports SET status = 'failed', reason = %s, finished_at = now()
+                              WHERE id::text = %s AND status IN ('queued', 'running')""",
+                           (reason, str(event.data.get("import_id"))))
         if file is None:
             return []
         return catalogue.announce(file, lifecycle.end(ctx.db, file["id"], "failed", reason), reason)

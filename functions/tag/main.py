@@ -40,7 +40,8 @@ class Tag(Stage):
 
     def handle(self, event: TextExtracted, ctx: Context) -> FileTagged:
         rows = self.tags(ctx.blobs, event.text_uri)
-        ctx.db.execute("DELETE FROM tags WHERE file_id = %s", (event.file_id,))  # replace, not append
+        # Replace, not append; an imported note's labels (kind `label`) are the person's, not ours to redo.
+        ctx.db.execute("DELETE FROM tags WHERE file_id = %s AND kind <> 'label'", (event.file_id,))
         with ctx.db.cursor() as cur:
             cur.executemany(
                 "INSERT INTO tags (file_id, user_id, kind, name, label, score) VALUES (%s, %s, %s, %s, %s, %s)",

@@ -1,7 +1,7 @@
 """`mindspace`: run the local stack, or talk to a running API (upload, status, search, files).
 
 One module per job, each adding its own commands: the stack (run.py: `run`, and the local broker's
-`broker`), the API client (files.py, ask.py, recall.py, reminders.py: what a person does), operator tools
+`broker`), the API client (files.py, moving.py, ask.py, recall.py, reminders.py: what a person does), operator tools
 that go through the API (operators.py: `jobs`, `dead-letters`), and the database tools (database.py:
 `migrate`, `backup-db`, `restore-db`)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from local.cli import ask, database, files, operators, recall, reminders, run
+from local.cli import ask, database, files, moving, operators, recall, reminders, run
 from local.cli.client import console
 
 __all__ = ["console", "main"]
@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
                    help="the API's URL (MINDSPACE_API)")
     p.add_argument("--token", help="bearer token (MINDSPACE_TOKEN; default dev:$MINDSPACE_USER or dev:me)")
     sub = p.add_subparsers(dest="command", required=True)
-    for job in (run, files, ask, recall, reminders, operators, database):
+    for job in (run, files, moving, ask, recall, reminders, operators, database):
         job.add_commands(sub)
     return p
 

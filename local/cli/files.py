@@ -36,7 +36,7 @@ def add_commands(sub) -> None:
     s.add_argument("--mode", choices=["hybrid", "vector", "text"], default="hybrid")
     s.add_argument("--tag", help="only files with this tag")
     s.add_argument("--cluster", type=int, help="only files in this cluster")
-    s.add_argument("--kind", choices=["text", "image", "pdf", "audio", "video", "other"])
+    s.add_argument("--kind", choices=["text", "image", "pdf", "audio", "video", "link", "other"])
     s.set_defaults(func=cmd_search)
     s = sub.add_parser("tags", help="your tags, most used first")
     s.add_argument("--kind", help="person, organization, place, date, money, phrase …")
