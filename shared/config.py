@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Web capture (the fetch stage): the networks it may reach besides public addresses (CIDRs, comma-separated;
     # empty: public addresses only; a test stack lists loopback), and its caps on redirects, bytes and seconds.
     fetch_allow_networks: str = ""
+    # False: nothing public is fetched, and no name is resolved (no DNS): only addresses FETCH_ALLOW_NETWORKS
+    # lists, written as addresses. The test stack's setting, and an air-gapped deployment's.
+    fetch_public: bool = True
     fetch_max_redirects: int = 5
     fetch_max_bytes: int = 20 * 1024 * 1024
     fetch_timeout_seconds: float = 20

@@ -61,8 +61,10 @@ def stack(fcm, gcs, otlp):
         # Batches gather for a few ms, so that tests/test_batching.py sees one form whatever the timing.
         "BATCH_WAIT_MS": "15",
         # Web capture reaches the tests' page server on 127.0.0.1 only: other loopback addresses stay refused
-        # (tests/test_capture.py), and nothing but loopback is ever a target. Small caps keep the refusals quick.
-        "FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "FETCH_MAX_BYTES": str(1024 * 1024), "FETCH_TIMEOUT_SECONDS": "4",
+        # (tests/test_capture.py), and nothing else is ever a target, nor a name resolved (the contract test
+        # captures whatever URLs it makes up). Small caps keep the refusals quick.
+        "FETCH_ALLOW_NETWORKS": "127.0.0.1/32", "FETCH_PUBLIC": "false", "FETCH_MAX_BYTES": str(1024 * 1024),
+        "FETCH_TIMEOUT_SECONDS": "4",
         "IMPORT_MAX_MEMBER_BYTES": str(8 * 1024 * 1024),
         # No test is throttled by accident; tests/test_api_abuse.py tries the limits on an app of its own.
         "RATE_LIMIT_UPLOADS": "100000/minute", "RATE_LIMIT_SEARCHES": "100000/minute",

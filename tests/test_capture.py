@@ -122,7 +122,8 @@ def pages(trap):
     server.shutdown()
 
 
-CFG = SimpleNamespace(fetch_timeout_seconds=1.5, fetch_max_redirects=3, fetch_max_bytes=1024 * 1024)
+CFG = SimpleNamespace(fetch_timeout_seconds=1.5, fetch_max_redirects=3, fetch_max_bytes=1024 * 1024,
+                      fetch_public=False)  # as the test stack: no name is resolved, nothing public reached
 ALLOW = guard.networks("127.0.0.1/32")
 
 
@@ -135,6 +136,7 @@ def test_the_guard_refuses_every_address_that_is_not_public():
         assert why in (public(guard.ipaddress.ip_address(address), ALLOW) or ""), address
     assert public(guard.ipaddress.ip_address("127.0.0.1"), ALLOW) is None  # listed
     assert public(guard.ipaddress.ip_address("93.184.215.14"), ()) is None
+    assert "FETCH_PUBLIC" in public(guard.ipaddress.ip_address("93.184.215.14"), (), public=False)
 
 
 def test_download_reads_a_page_and_refuses_without_connecting(pages, trap):
@@ -151,6 +153,8 @@ def test_download_reads_a_page_and_refuses_without_connecting(pages, trap):
         f"{pages}/endless": "over the limit of 1048576 bytes",
         f"{pages}/slow": "took over 1.5 s",
         f"{pages}/gone": "answered 404",
+        "http://mindspace-test.invalid/": "names are not resolved here",
+        "http://93.184.215.14/": "public addresses are not fetched here",
     }
     for url, reason in refusals.items():
         with pytest.raises(Rejected, match=reason.replace("(", r"\(").replace(".", r"\.")):

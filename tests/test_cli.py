@@ -76,3 +76,24 @@ def test_a_dead_letter_is_replayed_once_its_cause_is_fixed(stack, capsys, sql):
     assert user.wait(f["id"], timeout=60)["status"] == "ready"
     assert user.search("canoe hire at sunrise")[0]["file_id"] == f["id"]
     assert not sql("SELECT id FROM dead_letters WHERE id = ANY(%s) AND replayed_at IS NULL", list(map(int, ids)))
+
+
+def test_import_a_keep_export_then_export_everything(stack, capsys, tmp_path):
+    import zipfile
+
+    import archives
+
+    takeout = tmp_path / "takeout.zip"
+    takeout.write_bytes(archives.keep_export())
+    out = run(stack, capsys, "import", str(takeout), user="cli-mover")
+    assert "done: 3 notes and attachments read, 3 new files" in out, out
+    assert "Errands" in run(stack, capsys, "tags", "--kind", "label", user="cli-mover")
+    target = tmp_path / "out.zip"
+    assert f"wrote {target}" in run(stack, capsys, "export", "-o", str(target), user="cli-mover")
+    with zipfile.ZipFile(target) as z:
+        assert "index.json" in z.namelist() and len([n for n in z.namelist() if n.startswith("originals/")]) == 3
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(archives.bomb())
+    with pytest.raises(SystemExit):
+        run(stack, capsys, "import", str(bad), user="cli-mover")
+    assert "a zip bomb" in capsys.readouterr().out

@@ -26,7 +26,7 @@ def networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
     return tuple(ipaddress.ip_network(n.strip(), strict=False) for n in spec.split(",") if n.strip())
 
 
-def refusal(ip: Address, allow) -> str | None:
+def refusal(ip: Address, allow, public: bool = True) -> str | None:
     """Why an address may not be reached, or None if it may."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped:
@@ -42,7 +42,17 @@ def refusal(ip: Address, allow) -> str | None:
             return f"{ip} is a {kind.replace('_', '-')} address"
     if not ip.is_global:
         return f"{ip} is not a public address"
+    if not public:
+        return f"{ip} is outside FETCH_ALLOW_NETWORKS, and public addresses are not fetched here (FETCH_PUBLIC)"
     return None
+
+
+def _literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def resolve(host: str, port: int) -> list[Address]:
@@ -58,13 +68,16 @@ def resolve(host: str, port: int) -> list[Address]:
 
 
 class GuardedBackend(httpcore.NetworkBackend):
-    def __init__(self, allow):
-        self.allow, self.inner = allow, httpcore.SyncBackend()
+    def __init__(self, allow, public: bool = True):
+        self.allow, self.public, self.inner = allow, public, httpcore.SyncBackend()
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        if not self.public and not _literal(host):
+            raise Refused(f"{host} is a name, and names are not resolved here: only addresses in "
+                          "FETCH_ALLOW_NETWORKS are fetched (FETCH_PUBLIC is off)")
         addresses = resolve(host, port)
         for ip in addresses:
-            if reason := refusal(ip, self.allow):
+            if reason := refusal(ip, self.allow, self.public):
                 raise Refused(f"{host} resolves to {ip}: {reason}; only public addresses are fetched"
                               f"{'' if host == str(ip) else ' (every address a name resolves to must be)'}")
         error: Exception = Refused(f"{host} has no address")
@@ -84,7 +97,7 @@ class GuardedTransport(httpx.HTTPTransport):
     no argument for one; tests/test_capture.py proves the guard is in the path). No proxy from the environment:
     a proxy would resolve the name itself."""
 
-    def __init__(self, allow):
+    def __init__(self, allow, public: bool = True):
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False),
-                                             network_backend=GuardedBackend(allow), max_connections=4)
+                                             network_backend=GuardedBackend(allow, public), max_connections=4)

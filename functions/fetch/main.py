@@ -35,8 +35,9 @@ class Page:
 
 def download(url: str, cfg, allow) -> Page:
     deadline = time.monotonic() + cfg.fetch_timeout_seconds
+    transport = guard.GuardedTransport(allow, cfg.fetch_public)
     try:
-        with httpx.Client(transport=guard.GuardedTransport(allow), follow_redirects=True, trust_env=False,
+        with httpx.Client(transport=transport, follow_redirects=True, trust_env=False,
                           max_redirects=cfg.fetch_max_redirects, timeout=cfg.fetch_timeout_seconds,
                           headers={"User-Agent": USER_AGENT}) as http, http.stream("GET", url) as r:
             if r.status_code in RETRIED:
