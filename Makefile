@@ -90,7 +90,7 @@ run-containers: images ## the local stack with every function run from its image
 	$(BIN)/mindspace run --containers
 
 # --- operators (a kube context with Knative Serving and Eventing) ---------------------------
-render: ## print the Knative manifests of OVERLAY=cpu|gpu
+render: ## print the Knative manifests of OVERLAY=cpu|gpu|production|dev
 	$(KUSTOMIZE) knative/overlays/$(OVERLAY)
 
 # Cluster-wide, once per cluster (the config-features ConfigMaps of knative-serving and knative-eventing).

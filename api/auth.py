@@ -2,6 +2,7 @@
 development token `Bearer dev:<user>` so that several users can be exercised by hand and by tests."""
 from __future__ import annotations
 
+import hmac
 import re
 from functools import cached_property
 
@@ -10,6 +11,7 @@ from fastapi import HTTPException, Request
 from shared.config import Settings
 
 _DEV_USER = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+CANARY_USER = "mindspace-canary"  # the load test's own account: its files are its own, like anyone's
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -44,6 +46,8 @@ class Authenticator:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("send 'Authorization: Bearer <Firebase ID token>'")
+        if self.cfg.canary_token and hmac.compare_digest(token.encode(), self.cfg.canary_token.encode()):
+            return CANARY_USER
         if self.cfg.auth_mode == "dev":
             user = token.removeprefix("dev:")
             if not token.startswith("dev:") or not _DEV_USER.match(user):

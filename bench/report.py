@@ -37,6 +37,10 @@ def write(results: dict, docs: Path) -> None:
         out += [f"*Made by `{bench['command']}` on {bench.get('date', results['date'])}, {where[name]}; "
                 f"{bench['seconds']:.0f} s.*", ""]
     (docs / "benchmarks.md").write_text("\n".join(out))
+    if {"pipeline", "search", "coldstart"} <= {n for n, b in benches.items() if b.get("results")}:
+        import capacity  # the capacity model follows the figures it is made of
+
+        (docs / "scale.md").write_text(capacity.render(benches) + "\n")
 
 
 def machine(m: dict) -> str:
@@ -392,6 +396,18 @@ def section_tag(r: dict, img: Path) -> list[str]:
                          f"{r['notes']} notes, one per call, best of {r['repeat']}, alternated.",
                          [("raw notes/s", f"{r['raw_per_s']:.1f}"), ("stage notes/s", f"{r['stage_per_s']:.1f}"),
                           ("peak memory MiB", f"{r['peak_mib']:.0f}")], r, "tag")
+
+
+def section_restore(r: dict, img: Path) -> list[str]:
+    out = ["## Recovery time: point-in-time recovery of the embedded PostgreSQL", "",
+           "`mindspace restore-db --to` (local/pitr.py) on a database of 384-dimension chunks with their HNSW "
+           "index: the base backup copied in, the archived WAL replayed to the noted moment, promoted; the restored "
+           "database held exactly the moment's files.", "",
+           "| files | chunks | base backup | restore s | database MiB | WAL archived MiB | base backup MiB |",
+           "|---|---|---|---|---|---|---|"]
+    out += [f"| {c['files']:,} | {c['chunks']:,} | {c['base_backup']} | {c['restore_s']:.1f} | "
+            f"{c['database_mib']:.0f} | {c['wal_mib']:.0f} | {c['base_mib']:.0f} |" for c in r["cases"]]
+    return out + [""]
 
 
 def section_ocr(r: dict, img: Path) -> list[str]:

