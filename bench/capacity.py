@@ -72,8 +72,7 @@ def plan(benches: dict, users: int) -> dict:
     restore = benches.get("restore", {}).get("results")
     mib_per_100k = None
     if restore:
-        big = max(restore["cases"], key=lambda c: c["chunks"])
-        mib_per_100k = big["database_mib"] / big["chunks"] * 100_000
+        mib_per_100k = restore["database_mib"] / restore["chunks"] * 100_000
     # An ordered Trigger has one delivery in flight per partition: its partitions bound its events a second.
     cluster_s = mixed["stages"]["cluster"]["work"] / mixed["stages"]["cluster"]["runs"]
     partitions = max(6, math.ceil(files_s * cluster_s / UTILISATION))
@@ -129,10 +128,10 @@ def render(benches: dict) -> str:
               f"{search['kinds']['hybrid']['p50']:.0f}/{search['kinds']['hybrid']['p95']:.0f} ms (hybrid)."]
     restore = benches.get("restore", {}).get("results")
     if restore:
-        for c in restore["cases"]:
-            lines.append(f"Recovery of {c['files']:,} files / {c['chunks']:,} chunks (bench_restore.py), base "
-                         f"backup {c['base_backup']}: {c['restore_s']:.0f} s; the database is {c['database_mib']:.0f} "
-                         f"MiB.")
+        lines.append(f"The database of {restore['files']:,} files and {restore['chunks']:,} chunks (bench_restore.py) "
+                     f"is {restore['database_mib']:.0f} MiB, HNSW index included; recovering it to a moment took "
+                     + " and ".join(f"{c['restore_s']:.0f} s (base backup {c['base_backup']})"
+                                    for c in restore["cases"]) + ".")
     lines += ["", "## The model checked against the local stack", "",
               "Throughput at saturation is the cores over the CPU a file costs: the model's prediction for the "
               "local stack's cores, against the files per minute bench_pipeline.py measured (median of its rounds, "
@@ -157,6 +156,14 @@ def render(benches: dict) -> str:
             ("database after a year", lambda p: f"{p['db_gib_year']:,.0f} GiB" if p["db_gib_year"] else "–")]
     lines += [f"| {label} | " + " | ".join(f(p) for p in plans) + " |" for label, f in rows]
     big = plans[-1]
+    lines += ["", "What a broker partition carries: for an ordered Trigger, one delivery at a time, so 1 / (its "
+              f"stage's time per delivery) events a second; the cluster stage's {big['cluster_s'] * 1000:.0f} ms "
+              f"(bench_pipeline.py, mixed corpus) makes about {1 / big['cluster_s']:.0f} a second, "
+              f"{UTILISATION / big['cluster_s']:.0f} at the {UTILISATION:.0%} sized for. An unordered Trigger is "
+              "bounded by its stage's replicas, not by partitions: Kafka's own throughput per partition, thousands "
+              "of small records a second, is far above these rates (an assumption: no Kafka runs here). "
+              "PostgreSQL's cores are its share of the pipeline's CPU (bench_pipeline.py) plus half of each "
+              "search's and question's latency."]
     lines += ["", "## The first three bottlenecks, in order", "",
               f"1. **One PostgreSQL primary.** At 1M users a year of chunks is {big['chunks_year']:,.0f}"
               + (f" (~{big['db_gib_year'] / 1024:,.0f} TiB with its HNSW index)" if big["db_gib_year"] else "")

@@ -89,14 +89,16 @@ def bases(archive: Path) -> list[Base]:
     return found
 
 
-def restore(data_dir: Path, archive: Path, target: datetime, major: int, timeout: float = 3600) -> dict:
-    """Recover the data folder's database to `target`; the server must be stopped. Returns what it took."""
+def restore(data_dir: Path, archive: Path, target: datetime, major: int, timeout: float = 3600,
+            oldest: bool = False) -> dict:
+    """Recover the data folder's database to `target`; the server must be stopped. Returns what it took. From the
+    newest base backup before `target`, or with `oldest` from the first (all the WAL replayed: the worst case)."""
     usable = [b for b in bases(archive) if b.ended < target]
     if not usable:
         oldest = min((b.ended for b in bases(archive)), default=None)
         raise RestoreError(f"no base backup ended before {target.isoformat()}" + (
             f"; the oldest ended at {oldest.isoformat()}" if oldest else f": none in {archive / 'base'}"))
-    base, began = usable[-1], time.monotonic()
+    base, began = usable[0 if oldest else -1], time.monotonic()
     pgdata = data_dir / "pg"
     aside = data_dir / f"pg.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     if pgdata.exists():

@@ -68,3 +68,33 @@ def test_a_restore_to_a_noted_moment_finds_exactly_the_files_of_that_moment():
             pitr.restore(data, archive, datetime(2020, 1, 1, tzinfo=UTC), PG_MAJOR)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.mark.timeout(300)
+def test_the_cli_takes_a_base_backup_and_recovers_to_a_moment_in_words(monkeypatch, capsys):
+    from local import cli
+    from shared.config import settings
+
+    data = Path(tempfile.mkdtemp(prefix="mindspace-pitr-cli-", dir="/tmp"))
+    os.chmod(data, 0o755)
+    monkeypatch.setenv("DATA_DIR", str(data))
+    monkeypatch.setenv("WAL_ARCHIVE", str(data / "wal"))
+    settings.cache_clear()
+    try:
+        server = embedded_postgres(data, pitr.archiving(data / "wal"))
+        db.migrate(server.get_uri())
+        cli.main(["backup-db", "--base"])
+        assert "base backup" in capsys.readouterr().out
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("INSERT INTO users (id) VALUES ('drill')")
+            add(conn, "drill", ["kept.txt"])
+            time.sleep(5)  # "3 seconds ago" falls between the two, whatever the archiving and stopping take (<3 s)
+            add(conn, "drill", ["later.txt"])
+            wait_archived(conn)
+        server.stop()
+        cli.main(["restore-db", "--to", "3 seconds ago"])
+        out = capsys.readouterr().out
+        assert "recovered to" in out and "1 files" in out, out
+    finally:
+        settings.cache_clear()
+        shutil.rmtree(data, ignore_errors=True)
