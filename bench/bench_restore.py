@@ -60,7 +60,8 @@ def restore(data: Path, archive: Path, noted: datetime, expected: int, oldest: b
     done["server"].stop()
     assert found == expected, (found, expected)
     shutil.rmtree(data / "pg")  # the next restore starts from the archive again, as the first did
-    Path(done["set_aside"]).rename(data / "pg") if done["set_aside"] else None
+    if done["set_aside"]:
+        Path(done["set_aside"]).rename(data / "pg")
     return done["seconds"]
 
 
@@ -88,9 +89,7 @@ def measure(files: int, rng) -> dict:
             noted = datetime.now(UTC)
             time.sleep(1.1)
             conn.execute("DELETE FROM files WHERE id IN (SELECT id FROM files LIMIT 10)")  # after the moment
-            segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-            while conn.execute("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").fetchone()[0] < segment:
-                time.sleep(0.2)
+            pitr.archive_now(conn)
         server.stop()
         sizes = {"database_mib": db_mib, "wal_mib": folder_mib(archive / "wal"),
                  "base_mib": folder_mib(archive / "base"), "load_s": load_s}

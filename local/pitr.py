@@ -58,6 +58,17 @@ def archiving(archive: Path) -> dict[str, str]:
             "archive_command": f"test ! -f '{wal}/%f' && cp '%p' '{wal}/%f'"}
 
 
+def archive_now(conn, timeout: float = 60) -> None:
+    """Close the current WAL segment and wait until the archiver has copied it: what was written until now is in
+    the archive (otherwise it is within archive_timeout)."""
+    segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while conn.execute("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").fetchone()[0] < segment:
+        if time.monotonic() > deadline:
+            raise RestoreError(f"WAL segment {segment} not archived in {timeout:.0f} s: is WAL_ARCHIVE writable?")
+        time.sleep(0.2)
+
+
 def base_backup(url: str, archive: Path, major: int) -> Path:
     """A base backup into `archive`/base/<UTC time>/data, with the moments it began and ended beside it."""
     began = datetime.now(UTC)

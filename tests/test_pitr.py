@@ -19,15 +19,6 @@ from local.stack import PG_MAJOR, embedded_postgres
 from shared import db
 
 
-def wait_archived(conn, timeout: float = 60) -> None:
-    """Close the current WAL segment and wait until the archiver has copied it."""
-    segment = conn.execute("SELECT pg_walfile_name(pg_switch_wal())").fetchone()[0]
-    deadline = time.monotonic() + timeout
-    while conn.execute("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").fetchone()[0] < segment:
-        assert time.monotonic() < deadline, f"{segment} not archived in {timeout} s"
-        time.sleep(0.2)
-
-
 def add(conn, user: str, names: list[str]) -> None:
     for name in names:
         conn.execute("""INSERT INTO files (id, user_id, filename, media_type, category, size, sha256, blob_uri)
@@ -53,7 +44,7 @@ def test_a_restore_to_a_noted_moment_finds_exactly_the_files_of_that_moment():
             time.sleep(1.1)
             add(conn, "drill", ["b1.txt", "b2.txt"])
             conn.execute("DELETE FROM files WHERE filename = 'a2.txt'")
-            wait_archived(conn)
+            pitr.archive_now(conn)
         server.stop()
         done = pitr.restore(data, archive, noted, PG_MAJOR)
         with psycopg.connect(done["server"].get_uri()) as conn:
@@ -90,7 +81,7 @@ def test_the_cli_takes_a_base_backup_and_recovers_to_a_moment_in_words(monkeypat
             add(conn, "drill", ["kept.txt"])
             time.sleep(5)  # "3 seconds ago" falls between the two, whatever the archiving and stopping take (<3 s)
             add(conn, "drill", ["later.txt"])
-            wait_archived(conn)
+            pitr.archive_now(conn)
         server.stop()
         cli.main(["restore-db", "--to", "3 seconds ago"])
         out = capsys.readouterr().out
