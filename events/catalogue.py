@@ -4,7 +4,8 @@ filter on. Reading this file tells the whole pipeline:
     API ── file.uploaded ──▶ extract (text, other) ── text.extracted ─┬▶ embed ── text.embedded ──▶ cluster
         (category=...)       ocr (image, pdf)          ▲                ├▶ tag ─── file.tagged          │
                              transcribe (audio, video) ┤                └▶ suggest ─ reminders.suggested │
-                             fetch (link) ─────────────┘ (a PDF or an image: file.uploaded)    file.clustered ◀─────┘
+                             fetch (link) ─────────────┘                          file.clustered ◀─────┘
+                               (a page that is a PDF or an image: file.uploaded, to ocr)
     API (POST /v1/imports) ── import.requested ──▶ imports ── file.uploaded (a note, an attachment) ──▶ …
     the stage whose outcome completes a file ── file.ready ─┬▶ notify (if the user asked) ──▶ FCM / inbox
     any stage that ends a file, the dead-letter sink ─ file.failed ─┘   └▶ backup (file.ready) ──▶ their GCS bucket
