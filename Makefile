@@ -61,7 +61,7 @@ audit: $(STAMP) ## bandit over the code: every finding fixed or explained where 
 	  || { cat $(VENV)/bandit.log; exit 1; }
 
 # ARGS=--quick: a smoke run of every benchmark (a minute or two).
-bench: $(STAMP) debs images ## every benchmark (<15 min on 2 cores), written to docs/benchmarks.md; ARGS=--quick for a smoke run
+bench: $(STAMP) debs images ## every benchmark (<25 min on 2 cores), written to docs/benchmarks.md; ARGS=--quick for a smoke run
 	$(BIN)/python bench/run.py $(ARGS)
 
 # --- images (one per function, from the one Dockerfile) -------------------------------------------

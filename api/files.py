@@ -85,9 +85,9 @@ def record(conn, user: str, file_id: uuid.UUID) -> File:
     extraction = next((s["detail"] for s in stages if TextExtracted.type in s["emitted"]), None)
     linked = conn.execute("SELECT * FROM reminders WHERE file_id = %s AND user_id = %s ORDER BY due_at",
                           (file_id, user)).fetchall()
-    found = conn.execute("""SELECT language FROM chunks WHERE file_id = %s AND language IS NOT NULL
+    found = conn.execute("""SELECT language FROM chunks WHERE file_id = %s AND user_id = %s AND language IS NOT NULL
                             GROUP BY language ORDER BY sum(length(text)) DESC, language LIMIT 1""",
-                         (file_id,)).fetchone()
+                         (file_id, user)).fetchone()
     language = found["language"] if found else (extraction or {}).get("language")
     attached = conn.execute("SELECT id FROM files WHERE parent_id = %s AND user_id = %s ORDER BY filename, id",
                             (file_id, user)).fetchall()

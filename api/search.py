@@ -47,22 +47,27 @@ def queries(args: dict) -> dict[str, str]:
 
 def index_scan(c, args: dict, ef: int = 400) -> list[dict]:
     """The HNSW scan alone, inside the caller's transaction: iterative where pgvector has it."""
+    # The only ordered path left is the index's: a user holding most of a partition would otherwise be
+    # read whole and sorted (44 ms for 100k chunks where the index takes 15: bench/bench_users.py).
+    c.execute("SET LOCAL enable_sort = off")
     c.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
     if iterative_scans(c):  # read by the index scan as it runs, so a prepared plan follows it too
         c.execute(f"SET LOCAL hnsw.iterative_scan = {ITERATIVE_SCAN}")
         c.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(SCAN_TUPLES)}")
-    return c.execute(queries(args)["vector"], args).fetchall()
+    # Never prepared: PostgreSQL would soon plan a prepared query once for every user (a generic plan), and
+    # that plan, fit for the median user's few hundred rows, scans the largest user's 100k rows exactly
+    # (150 ms where the index takes 17 ms: bench/bench_users.py). Planning afresh costs a fraction of a ms.
+    return c.execute(queries(args)["vector"], args, prepare=False).fetchall()
 
 
 def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
-    """The HNSW index, scanned on (pgvector 0.8's iterative scan) until k rows pass the filters, the
-    user's own included, or SCAN_TUPLES were visited. A filter that leaves few files is searched exactly
-    at once; a short result (the scan's budget spent, or pgvector before 0.8, which filters only the
-    ef_search rows it found) runs again as an exact scan, which finds every row there is."""
+    """The HNSW index of the user's partition, scanned on (pgvector 0.8's iterative scan) until k rows pass
+    the filters, the user's own included, or SCAN_TUPLES were visited. A library or a filter that leaves
+    few files is searched exactly at once; a short result (the scan's budget spent, or pgvector before 0.8,
+    which filters only the ef_search rows it found) runs again as an exact scan, which finds every row."""
     sql = queries(args)
-    filtered = any(args.get(k) is not None for k in CONDITIONS)
     with c.transaction():
-        exact = filtered and c.execute(sql["few"], args | {"k": EXACT_BELOW}).fetchone()["n"] < EXACT_BELOW
+        exact = c.execute(sql["few"], args | {"k": EXACT_BELOW}).fetchone()["n"] < EXACT_BELOW
         if not exact:
             rows = index_scan(c, args, ef)
             exact = len(rows) < args["k"]
@@ -70,6 +75,7 @@ def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
             # Planned afresh: psycopg prepares a query run often on one connection, and a cached plan keeps
             # the index scan that enable_indexscan = off is there to forbid (found by tests/test_load.py).
             c.execute("SET LOCAL enable_indexscan = off")
+            c.execute("SET LOCAL enable_sort = on")  # the index scan's setting, if it ran first
             rows = c.execute(sql["vector"], args, prepare=False).fetchall()
     return [(r["file_id"], r["ord"]) for r in rows]
 
@@ -77,7 +83,7 @@ def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
 def text_ranking(c, args: dict) -> list[tuple]:
     args = {"configs": ["english"]} | args  # a caller that names no configurations: the stemmer of before
     args |= {f"cfg{i}": name for i, name in enumerate(args["configs"])}
-    return [(r["file_id"], r["ord"]) for r in c.execute(queries(args)["text"], args).fetchall()]
+    return [(r["file_id"], r["ord"]) for r in c.execute(queries(args)["text"], args, prepare=False).fetchall()]
 
 
 def rankings_for(c, args: dict, mode: str, ef: int = 400) -> dict[str, list[tuple]]:

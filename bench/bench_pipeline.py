@@ -1,13 +1,18 @@
 """End to end against the direct path, side by side in one run: the same generated inputs go through the
 local stack (upload through the API by concurrent clients, until every file is ready) and through the
 same models called directly in one process, batched as a careful script would (Tesseract, pypdfium2's
-text layers, faster-whisper, then MiniLM `encode` 32 at a time and spaCy `nlp.pipe` + TextRank over all
-texts). Two corpora: notes of ≈80 words, and a mixed one (notes, images of text, a scanned PDF, a text
-PDF, short recordings). Rounds alternate which path goes first; files per minute of both, their ratio
-(pipeline/direct, goal >= 0.9) per round, and where the pipeline's time went per stage.
+text layers, faster-whisper, then MiniLM 32 at a time in the embed stage's runtime and spaCy `nlp.pipe` +
+TextRank over all texts), which then writes the same rows (files, chunks with their vectors, tags) to
+the same PostgreSQL in batches (COPY, one transaction). Two corpora: notes of ≈80 words, and a mixed one
+(notes, images of text, a scanned PDF, a text PDF, short recordings). Rounds alternate which path goes
+first; files per minute of both, their ratio (pipeline/direct, goal >= 0.9) per round, CPU seconds per
+file of both (every stack process and PostgreSQL against the direct process and PostgreSQL; goal: the
+pipeline within 2x), CPU per process and per broker delivery, and where the pipeline's time went per
+stage. Then CPU per note against the size of the batch that arrives together (notes uploaded in bursts
+of 1, 4, 16, 48; the direct path given the same batches).
 
-The direct path stores nothing and runs no suggest or cluster step: it is what the user waits for at
-the least, so the ratio is the price of the pipeline (HTTP, broker, database, one event at a time).
+The direct path runs no suggest or cluster step and announces nothing: it is the least the machine must do,
+so the ratios are the price of the pipeline (HTTP, broker, per-event records, one event at a time).
 
     make bench            # or: .venv/bin/python bench/bench_pipeline.py [--rounds 3] [--quick]
 """
@@ -15,11 +20,13 @@ from __future__ import annotations
 
 import io
 import os
+import statistics
 import tempfile
 import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -64,7 +71,9 @@ class Direct:
 
     def __init__(self, cfg: Settings):
         self.cfg = cfg
-        self.embedder = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size)
+        # The embed stage's own runtime (ONNX Runtime by default), so the models' cost is the same on both sides.
+        self.embedder = embedder(cfg.embed_model, cfg.embed_device, cfg.embed_batch_size, 0, cfg.embed_runtime,
+                                 cfg.embed_onnx_path)
         self.chunker = semchunk.chunkerify(self.embedder.tokenizer, cfg.chunk_tokens)
         self.nlp = SpacyPipeline(cfg.spacy_model).model()
         self.whisper = Whisper(cfg.whisper_model, cfg.whisper_device, cfg.whisper_compute_type).model()
@@ -95,8 +104,9 @@ class Direct:
             doc.close()
         return "ocr", "\n".join(texts)
 
-    def run(self, files) -> tuple[float, dict[str, float]]:
-        """Seconds in all, and per step (the extraction steps summed over files, as the stages' are)."""
+    def run(self, files, conn=None) -> tuple[float, dict[str, float]]:
+        """Seconds in all, and per step (the extraction steps summed over files, as the stages' are); with a
+        connection, the rows the pipeline would write are written too (step `store`)."""
         steps: dict[str, float] = defaultdict(float)
         started = time.perf_counter()
 
@@ -112,14 +122,41 @@ class Direct:
         for step, _, seconds in extracted:
             steps[step] += seconds
         t = time.perf_counter()
-        chunks = [c for text in texts for c in self.chunker(text, overlap=self.cfg.chunk_overlap) if c.strip()]
-        self.embedder.model().encode(chunks, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        chunks = [[c for c in self.chunker(text, overlap=self.cfg.chunk_overlap) if c.strip()] for text in texts]
+        vectors = iter(self.embedder.run([c for cs in chunks for c in cs]))
         steps["embed"] = time.perf_counter() - t
         t = time.perf_counter()
-        for doc in self.nlp.pipe(texts, batch_size=32):
-            _ = [e.label_ for e in doc.ents], [p.text for p in doc._.phrases]
+        tags = [[(e.label_.lower(), e.text.lower(), e.text) for e in doc.ents]
+                + [("phrase", p.text.lower(), p.text) for p in doc._.phrases[:8]]
+                for doc in self.nlp.pipe(texts, batch_size=32)]
         steps["tag"] = time.perf_counter() - t
+        if conn is not None:
+            t = time.perf_counter()
+            self.store(conn, files, texts, [[(c, next(vectors)) for c in cs] for cs in chunks], tags)
+            steps["store"] = time.perf_counter() - t
         return time.perf_counter() - started, dict(steps)
+
+    @staticmethod
+    def store(conn, files, texts, chunks, tags) -> None:
+        """The files, their chunks with vectors and their tags, by COPY in one transaction, as a careful
+        import script would write them (the same tables and indexes the stages write to)."""
+        user = f"direct-{uuid.uuid4().hex[:8]}"
+        ids = [uuid.uuid4() for _ in files]
+        with conn.transaction():
+            conn.execute("INSERT INTO users (id) VALUES (%s)", (user,))
+            with conn.cursor().copy("COPY files (id, user_id, filename, media_type, category, size, sha256,"
+                                    " blob_uri, status, ready_at) FROM STDIN") as copy:
+                for fid, (name, data, _) in zip(ids, files, strict=True):
+                    copy.write_row((fid, user, name, "text/plain", "text", len(data), uuid.uuid4().hex * 2,
+                                    f"file:///{fid}", "ready", datetime.now(UTC)))
+            with conn.cursor().copy("COPY chunks (file_id, ord, user_id, text, embedding) FROM STDIN") as copy:
+                for fid, cs in zip(ids, chunks, strict=True):
+                    for i, (text, vector) in enumerate(cs):
+                        copy.write_row((fid, i, user, text, "[" + ",".join(map(str, vector.tolist())) + "]"))
+            with conn.cursor().copy("COPY tags (file_id, user_id, kind, name, label, score) FROM STDIN") as copy:
+                for fid, rows in zip(ids, tags, strict=True):
+                    for (kind, name), label in {(k, n): label for k, n, label in rows}.items():
+                        copy.write_row((fid, user, kind, name, label, 1.0))
 
 
 def job_seconds(stack: Stack) -> dict[str, tuple[float, float]]:
@@ -218,6 +255,8 @@ def pipeline_round(stack: Stack, conn, files, clients: int) -> dict:
     statuses = {r["status"]: r["n"] for r in conn.execute(
         "SELECT status, count(*) AS n FROM files WHERE id = ANY(%s::uuid[]) GROUP BY 1", (ids,))}
     stages, retried = stage_times(conn, ids)
+    deliveries = conn.execute("SELECT coalesce(sum(attempts), 0) AS n FROM file_stages WHERE file_id = ANY(%s::uuid[])",
+                              (ids,)).fetchone()["n"]
     # What near-duplicate detection (in the cluster stage) costs, against the stages' work on these files.
     duplicates = conn.execute("""SELECT coalesce(sum((detail->>'duplicates_ms')::float), 0) / 1000 AS s
                                  FROM file_stages WHERE file_id = ANY(%s::uuid[]) AND stage = 'cluster'""",
@@ -227,7 +266,39 @@ def pipeline_round(stack: Stack, conn, files, clients: int) -> dict:
             stages.setdefault(name, {"work": 0.0, "wait": 0.0, "runs": 0})
             stages[name]["handler"] = total - before.get(name, (0, 0))[0]
     return {"seconds": elapsed, "statuses": statuses, "stages": stages, "retried": retried, "cpu": cpu,
-            "duplicates_s": duplicates}
+            "duplicates_s": duplicates, "deliveries": deliveries}
+
+
+def direct_round(stack: Stack, conn, direct: Direct, files, batch: int = 0) -> dict:
+    """The direct path over the files (in batches of `batch` where given), storing; its CPU seconds are
+    this process's and PostgreSQL's (the stack idles meanwhile)."""
+    me, pg = psutil.Process(), cpu_seconds(stack).get("postgres", 0.0)
+    before = sum(me.cpu_times()[:2])
+    seconds, steps = 0.0, defaultdict(float)
+    for start in range(0, len(files), batch or len(files)):
+        took, step = direct.run(files[start:start + (batch or len(files))], conn)
+        seconds += took
+        for k, v in step.items():
+            steps[k] += v
+    cpu = {"direct": sum(me.cpu_times()[:2]) - before, "postgres": cpu_seconds(stack).get("postgres", 0.0) - pg}
+    return {"seconds": seconds, "steps": dict(steps), "cpu": cpu}
+
+
+def batch_sweep(stack: Stack, conn, direct: Direct, notes, sizes) -> dict:
+    """CPU seconds per note with notes arriving in bursts of each size: uploaded together, waited for, then
+    the next burst (the pipeline); the direct path given the same batches."""
+    out = {}
+    for size in sizes:
+        before = cpu_seconds(stack)
+        for start in range(0, len(notes), size):
+            pipeline_round(stack, conn, notes[start:start + size], min(size, 8))
+        after = cpu_seconds(stack)
+        pipe = sum(after[k] - before.get(k, 0.0) for k in after if k != "bench clients")
+        d = direct_round(stack, conn, direct, notes, size)
+        out[size] = {"pipeline": pipe / len(notes), "direct": sum(d["cpu"].values()) / len(notes)}
+        print(f"  batches of {size:3d}: CPU per note pipeline {out[size]['pipeline'] * 1000:5.0f} ms, direct "
+              f"{out[size]['direct'] * 1000:5.0f} ms", flush=True)
+    return out
 
 
 def main() -> None:
@@ -253,7 +324,7 @@ def main() -> None:
             direct = Direct(cfg)
             # One file of each kind through both paths first: every model loaded on both sides, untimed.
             warm = [next(f for f in sets["mixed"] if f[2] == kind) for kind in ("note", "image", "scan", "audio")]
-            direct.run(warm)
+            direct.run(warm, conn)
             pipeline_round(stack, conn, warm, args.clients)
             print(f"warmed up in {time.perf_counter() - t:.0f} s")
             runs: dict[str, dict[str, list]] = {name: {"pipeline": [], "direct": []} for name in sets}
@@ -264,13 +335,15 @@ def main() -> None:
                         if path == "pipeline":
                             runs[name]["pipeline"].append(pipeline_round(stack, conn, files, args.clients))
                         else:
-                            seconds, steps = direct.run(files)
-                            runs[name]["direct"].append({"seconds": seconds, "steps": steps})
+                            runs[name]["direct"].append(direct_round(stack, conn, direct, files))
                     p_s, d_s = runs[name]["pipeline"][-1]["seconds"], runs[name]["direct"][-1]["seconds"]
                     print(f"round {r + 1} {name:6s} ({len(files)} files): "
                           f"pipeline {len(files) / p_s * 60:6.0f} files/min, "
                           f"direct {len(files) / d_s * 60:6.0f} files/min, ratio {d_s / p_s:.2f} "
                           f"{runs[name]['pipeline'][-1]['statuses']}")
+            print("== CPU per note against the size of a batch arriving together")
+            notes = sets["notes"][:12 if args.quick else 48]
+            results["batches"] = batch_sweep(stack, conn, direct, notes, (1, 4, 12) if args.quick else (1, 4, 16, 48))
         for name, files in sets.items():
             results["corpora"][name] = summarise(files, runs[name])
     finally:
@@ -288,7 +361,15 @@ def main() -> None:
         busy = sum(c["cpu"].values())
         print(f"  CPU s per round: {busy:.1f} in all, "
               + ", ".join(f"{k} {v:.1f}" for k, v in c["cpu"].items() if v >= 0.05))
+        per = c["cpu_per_file"]
+        print(f"  CPU per file: pipeline {fmt_ms(per['pipeline'])}, direct {fmt_ms(per['direct'])}, pipeline/direct "
+              f"{per['ratio']['median']:.2f} (goal <= 2); broker {c['broker_ms_per_delivery']['median']:.1f} ms of CPU"
+              f" per delivery, {c['deliveries_per_file']:.1f} deliveries per file")
     emit(args, results)
+
+
+def fmt_ms(s: dict) -> str:
+    return f"{s['median'] * 1000:.0f} ms ({s['min'] * 1000:.0f}-{s['max'] * 1000:.0f})"
 
 
 def summarise(files, runs: dict[str, list]) -> dict:
@@ -315,6 +396,9 @@ def summarise(files, runs: dict[str, list]) -> dict:
         for name, seconds in p.get("cpu", {}).items():
             cpu[name] += seconds / len(runs["pipeline"])
     kinds = dict(sorted((k, sum(f[2] == k for f in files)) for k in {f[2] for f in files}))
+    # The stack's processes and PostgreSQL, not the benchmark's own clients; the direct process and PostgreSQL.
+    pipe_cpu = [sum(v for k, v in p["cpu"].items() if k != "bench clients") / n for p in runs["pipeline"]]
+    direct_cpu = [sum(d["cpu"].values()) / n for d in runs["direct"]]
     return {"files": n, "kinds": kinds,
             "pipeline_fpm": spread([n / p["seconds"] * 60 for p in runs["pipeline"]]),
             "direct_fpm": spread([n / d["seconds"] * 60 for d in runs["direct"]]),
@@ -322,6 +406,12 @@ def summarise(files, runs: dict[str, list]) -> dict:
             "duplicates_share": spread([p["duplicates_s"] / max(1e-9, sum(s["work"] for s in p["stages"].values()))
                                         for p in runs["pipeline"]]),
             "direct_steps": dict(steps), "cpu": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
+            "cpu_per_file": {"pipeline": spread(pipe_cpu), "direct": spread(direct_cpu),
+                             "ratio": spread([a / b for a, b in zip(pipe_cpu, direct_cpu, strict=True)])},
+            "direct_cpu": {k: statistics.mean(d["cpu"][k] for d in runs["direct"]) for k in runs["direct"][0]["cpu"]},
+            "deliveries_per_file": statistics.mean(p["deliveries"] for p in runs["pipeline"]) / n,
+            "broker_ms_per_delivery": spread([1000 * p["cpu"].get("broker", 0.0) / max(1, p["deliveries"])
+                                              for p in runs["pipeline"]]),
             "stages": {k: dict(v) for k, v in sorted(stages.items())},
             "statuses": [p["statuses"] for p in runs["pipeline"]],
             "retried": [p["retried"] for p in runs["pipeline"]]}

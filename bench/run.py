@@ -2,7 +2,7 @@
 time: they would share the cores) and writes its results as JSON; this then renders docs/benchmarks.md,
 its plots in docs/img/ and the raw figures in docs/results.json.
 
-    make bench                 # everything, within 15 minutes on 2 cores
+    make bench                 # everything, within 25 minutes on 2 cores
     make bench ARGS=--quick    # a smoke run of every benchmark in a minute or two
     .venv/bin/python bench/run.py --only pipeline coldstart   # some of them; --render redraws the report
 """
@@ -33,6 +33,7 @@ BENCHES = {
     "transcribe": ("bench_transcribe.py", "transcribe stage against raw faster-whisper"),
     "organize": ("bench_organize.py", "search and clustering at scale"),
     "search": ("bench_search.py", "search at 100k chunks through GET /v1/search"),
+    "users": ("bench_users.py", "1M chunks over 2,000 users: search, layouts, a note searchable"),
     "restore": ("bench_restore.py", "point-in-time recovery of 10k files / 100k chunks"),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-# A filter that leaves fewer files than this is searched exactly: cheaper than the index scan, and
+# A library or a filter that leaves fewer files than this is searched exactly: cheaper than the index scan, and
 # right where the index is not (a filter far from the query, such as another topic's cluster: the
 # iterative scan's recall fell to 0.70 there). Measured in bench/bench_search.py.
 EXACT_BELOW = 1_000

@@ -77,8 +77,8 @@ class Cluster(Stage):
     def duplicate(self, conn, event: TextEmbedded, ctx: Context):
         """The root of the file's near-duplicate group, if it joined one (its signatures recorded either way)."""
         began = time.perf_counter()
-        text = conn.execute("SELECT string_agg(text, ' ' ORDER BY ord) AS t FROM chunks WHERE file_id = %s",
-                            (event.file_id,)).fetchone()["t"] or ""
+        text = conn.execute("SELECT string_agg(text, ' ' ORDER BY ord) AS t FROM chunks WHERE file_id = %s"
+                            " AND user_id = %s", (event.file_id, event.user_id)).fetchone()["t"] or ""
         image = ctx.blobs.get(ctx.file["blob_uri"]) if ctx.file["category"] == Category.image else None
         found = duplicates.find(conn, ctx.file, text, image)
         ctx.detail["duplicates_ms"] = round((time.perf_counter() - began) * 1000, 1)  # its cost: make bench
@@ -94,7 +94,8 @@ class Cluster(Stage):
             cached = self.models[event.user_id] = (fitted_at, pickle.loads(blob["model"]))  # nosec B301  # written by this stage, never by a user
             if len(self.models) > MODELS_KEPT:  # the least recently loaded user's model goes
                 self.models.pop(next(iter(self.models)))
-        row = conn.execute("SELECT avg(embedding) AS v FROM chunks WHERE file_id = %s", (event.file_id,)).fetchone()
+        row = conn.execute("SELECT avg(embedding) AS v FROM chunks WHERE file_id = %s AND user_id = %s",
+                           (event.file_id, event.user_id)).fetchone()
         cluster_id = None if row["v"] is None else clustering.place(cached[1], np.asarray(row["v"], np.float32))
         conn.execute("UPDATE files SET cluster_id = %s WHERE id = %s", (cluster_id, event.file_id))
         if cluster_id is not None:
@@ -118,7 +119,8 @@ class Cluster(Stage):
         # file's chunks may have been committed since.
         texts: dict[int, list[str]] = {}
         for r in conn.execute("SELECT file_id, string_agg(text, ' ' ORDER BY ord) AS text FROM chunks"
-                              " WHERE file_id = ANY(%s) AND ord < 3 GROUP BY file_id", (ids,)):
+                              " WHERE user_id = %s AND file_id = ANY(%s) AND ord < 3 GROUP BY file_id",
+                              (user_id, ids)):
             texts.setdefault(int(by_file[r["file_id"]]), []).append(r["text"])
         names = clustering.label(texts)
         conn.execute("DELETE FROM clusters WHERE user_id = %s AND NOT (id = ANY(%s))",

@@ -42,7 +42,8 @@ class Embed(Stage):
             chunks += [(c, locator) for c in self.chunker()(part, overlap=self.overlap) if c.strip()]
         vectors = self.model.run([c[0] for c in chunks]) if chunks else []
         # Replace, not append: a redelivered event leaves the same chunks behind.
-        ctx.db.execute("DELETE FROM chunks WHERE file_id = %s", (event.file_id,))
+        # The user names the file's partition (migration 0015), which PostgreSQL then reads alone.
+        ctx.db.execute("DELETE FROM chunks WHERE file_id = %s AND user_id = %s", (event.file_id, event.user_id))
         found = self.chunk_languages(ctx, event.user_id, [c[0] for c in chunks])
         with ctx.db.cursor() as cur:
             cur.executemany(
