@@ -9,7 +9,7 @@ from typing import Any
 from shared import flags, languages
 
 # The index's scan policy lives with the related files' look-up, which follows it too.
-from shared.neighbours import EXACT_BELOW, ITERATIVE_SCAN, SCAN_TUPLES, iterative_scans
+from shared.neighbours import EXACT_BELOW, INDEXED_FACTOR, INDEXED_FILTERS, ITERATIVE_SCAN, SCAN_TUPLES, iterative_scans
 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank) per list
 WIDEN = 4  # candidates per wanted hit: several passages of one file collapse into one hit
@@ -67,7 +67,8 @@ def vector_ranking(c, args: dict, ef: int = 400) -> list[tuple]:
     which filters only the ef_search rows it found) runs again as an exact scan, which finds every row."""
     sql = queries(args)
     with c.transaction():
-        exact = c.execute(sql["few"], args | {"k": EXACT_BELOW}).fetchone()["n"] < EXACT_BELOW
+        below = EXACT_BELOW * (INDEXED_FACTOR if any(args.get(k) is not None for k in INDEXED_FILTERS) else 1)
+        exact = c.execute(sql["few"], args | {"k": below}).fetchone()["n"] < below
         if not exact:
             rows = index_scan(c, args, ef)
             exact = len(rows) < args["k"]

@@ -4,7 +4,7 @@ benchmark's corpus: passages per second, rounds alternated; how far the vectors 
 embed stage and the API would run them), against float for both; the query embedder's warm latency;
 and process start to the first query vector with its peak memory, each runtime in a fresh process.
 
-    make bench            # or: .venv/bin/python bench/bench_onnx.py [--notes 300] [--rounds 3]
+    make bench            # or: .venv/bin/python bench/bench_onnx.py [--notes 200] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 def main() -> None:
     p = options(__doc__)
-    p.add_argument("--notes", type=int, default=300)
+    p.add_argument("--notes", type=int, default=200)  # 200: make bench within 25 minutes
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--queries", type=int, default=300)
     args = p.parse_args()

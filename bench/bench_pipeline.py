@@ -9,7 +9,7 @@ first; files per minute of both, their ratio (pipeline/direct, goal >= 0.9) per 
 file of both (every stack process and PostgreSQL against the direct process and PostgreSQL; goal: the
 pipeline within 2x), CPU per process and per broker delivery, and where the pipeline's time went per
 stage. Then CPU per note against the size of the batch that arrives together (notes uploaded in bursts
-of 1, 4, 16, 48; the direct path given the same batches).
+of 1, 4, 16, 32; the direct path given the same batches).
 
 The direct path runs no suggest or cluster step and announces nothing: it is the least the machine must do,
 so the ratios are the price of the pipeline (HTTP, broker, per-event records, one event at a time).
@@ -342,8 +342,8 @@ def main() -> None:
                           f"direct {len(files) / d_s * 60:6.0f} files/min, ratio {d_s / p_s:.2f} "
                           f"{runs[name]['pipeline'][-1]['statuses']}")
             print("== CPU per note against the size of a batch arriving together")
-            notes = sets["notes"][:12 if args.quick else 48]
-            results["batches"] = batch_sweep(stack, conn, direct, notes, (1, 4, 12) if args.quick else (1, 4, 16, 48))
+            notes = sets["notes"][:12 if args.quick else 32]
+            results["batches"] = batch_sweep(stack, conn, direct, notes, (1, 4, 12) if args.quick else (1, 4, 16, 32))
         for name, files in sets.items():
             results["corpora"][name] = summarise(files, runs[name])
     finally:

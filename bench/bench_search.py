@@ -200,7 +200,7 @@ def main() -> None:
             # Warm, as a server that has been answering searches is: the model, the pool, the plans, and the
             # pages every kind of query reads in PostgreSQL's cache (an untimed pass of each).
             for name in KINDS:
-                for i, text in enumerate(texts[:40]):  # 40 of them: within make bench's 25 minutes
+                for i, text in enumerate(texts[:25]):  # 25 of them: within make bench's 25 minutes
                     mode = "hybrid" if name.startswith("hybrid") else "vector"
                     client.get("/v1/search", params={"q": text, "mode": mode, "limit": 10} | kind(name, i)[0])
             for name in KINDS:
@@ -228,7 +228,7 @@ def main() -> None:
                 print(f"  {name:16s} p50 {row['p50']:6.1f} ms  p95 {row['p95']:6.1f} ms  "
                       + (f"recall@10 {row['recall']:.3f}  " if recall else "")
                       + f"full pages {row['complete']:.2f}  (files matching {row['matching']:.1%})")
-        results["levers"] = levers(pool, data, queries[:50], kind, cfg.search_ef, search)  # 50: within 25 min
+        results["levers"] = levers(pool, data, queries[:30], kind, cfg.search_ef, search)  # 30: within 25 min
         results["ask"] = asking(port, pool, cfg, texts[:50], {"10k": SMALL, f"{args.chunks // 1000}k": USER})
         results["recall"] = recall_lookups(port, pool, data, rng)
         results["peak_mib"] = peak_mib()[0]

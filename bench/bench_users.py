@@ -124,7 +124,9 @@ def build_index(conn, table: str = "chunks") -> dict:
     size = conn.execute("SELECT coalesce(sum(pg_relation_size(i.indexrelid)), 0) AS b FROM pg_index i "
                         "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE %s AND c.relam = "
                         "(SELECT oid FROM pg_am WHERE amname = 'hnsw')", (f"{table}%",)).fetchone()["b"]
-    conn.execute(f"VACUUM ANALYZE {table}")  # as autovacuum leaves a live database: statistics and hint bits
+    # As autovacuum leaves a live database: statistics and hint bits. The indexes were just built, with no
+    # dead rows to clean: walking them (a 2 GB HNSW index at 1M chunks) would only take time.
+    conn.execute(f"VACUUM (ANALYZE, INDEX_CLEANUP OFF) {table}")
     conn.execute("VACUUM ANALYZE files")
     return {"build_s": seconds, "index_mib": float(size) / 2**20}
 

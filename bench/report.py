@@ -551,7 +551,7 @@ def section_search(r: dict, img: Path) -> list[str]:
            f"`GET /v1/search` of the API process (uvicorn, as the stack runs it; the query embedded by the API) "
            f"against the embedded PostgreSQL with pgvector {r['pgvector']}: {r['chunks']:,} chunks of one user (4 a "
            f"file, around 40 topics whose centres embed topic phrases), a fifth as many of another; {r['queries']} "
-           f"queries per kind, limit 10, timed after an untimed pass of 40 queries of every kind (a server that "
+           f"queries per kind, limit 10, timed after an untimed pass of 25 queries of every kind (a server that "
            f"has been answering searches, its tables vacuumed; the local stack's server keeps 512MB of shared_buffers, "
            f"local/stack.py). Iterative index scans ({pol['iterative_scan']}, max_scan_tuples "
            f"{pol['max_scan_tuples']:,}, ef_search {pol['ef_search']}); a filter leaving fewer than "

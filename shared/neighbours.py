@@ -8,6 +8,12 @@ import uuid
 # right where the index is not (a filter far from the query, such as another topic's cluster: the
 # iterative scan's recall fell to 0.70 there). Measured in bench/bench_search.py.
 EXACT_BELOW = 1_000
+# A tag's or a cluster's files come from an index of their own, so their exact scan is cheaper, and a
+# cluster is a region of the space, which the index reaches badly from a query about something else: at
+# 1,250 files of a cluster far from the query, the iterative scan took 88 ms and found half the true top
+# ten, the exact scan 8 ms and all of them (bench_search.py). Such filters are searched exactly below
+# twice the threshold.
+INDEXED_FILTERS, INDEXED_FACTOR = ("tag", "cluster"), 2
 ITERATIVE_SCAN = "strict_order"  # the rows come in distance order, as the fusion needs them
 SCAN_TUPLES = 20_000  # pgvector's hnsw.max_scan_tuples: how far an iterative scan goes before giving up
 _ITERATIVE: dict[str, bool] = {}  # server (dsn) -> whether its pgvector scans iteratively
