@@ -48,7 +48,7 @@ def queries(args: dict) -> dict[str, str]:
 def index_scan(c, args: dict, ef: int = 400) -> list[dict]:
     """The HNSW scan alone, inside the caller's transaction: iterative where pgvector has it."""
     # The only ordered path left is the index's: a user holding most of a partition would otherwise be
-    # read whole and sorted (44 ms for 100k chunks where the index takes 15: bench/bench_users.py).
+    # read whole and sorted (44 ms for 100k chunks where the index takes 14: bench/bench_users.py).
     c.execute("SET LOCAL enable_sort = off")
     c.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
     if iterative_scans(c):  # read by the index scan as it runs, so a prepared plan follows it too
@@ -56,7 +56,7 @@ def index_scan(c, args: dict, ef: int = 400) -> list[dict]:
         c.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(SCAN_TUPLES)}")
     # Never prepared: PostgreSQL would soon plan a prepared query once for every user (a generic plan), and
     # that plan, fit for the median user's few hundred rows, scans the largest user's 100k rows exactly
-    # (150 ms where the index takes 17 ms: bench/bench_users.py). Planning afresh costs a fraction of a ms.
+    # (148 ms where the index takes 15 ms: bench/bench_users.py). Planning afresh costs a fraction of a ms.
     return c.execute(queries(args)["vector"], args, prepare=False).fetchall()
 
 
